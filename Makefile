@@ -1,0 +1,38 @@
+# Ghost Pirates: `make run` serves the app locally (devhost), `make test` runs every test.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test test-fast lint bench soak clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m devhost serve
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup --cov=shared --cov-report=term --cov-fail-under=85 -q
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow and not browser"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy function_app.py functions shared devhost
+	@if [ -x scripts/check_infra.sh ]; then bash scripts/check_infra.sh; fi
+
+bench: $(STAMP)
+	$(PY) -m loadtests.bench
+
+soak: $(STAMP)
+	$(PY) -m loadtests.soak
+
+clean:
+	rm -rf .pytest_cache .mypy_cache .ruff_cache .coverage htmlcov

@@ -1,0 +1,146 @@
+"""Running one orchestrator episode through the SDK's own replay code and reading its reply.
+
+Protocol: ../../shared/protocols/DURABLE_BACKEND.md §1-§2. The context announces replay schemas
+V2/V3 and omits the long-timer durations, so timers are never split.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+FAILURE_LABEL = "\n\n$OutOfProcData$:"
+
+#: actionType values (SDK `ActionType`).
+CALL_ACTIVITY = 0
+CALL_ACTIVITY_WITH_RETRY = 1
+CALL_SUB_ORCHESTRATOR = 2
+CALL_SUB_ORCHESTRATOR_WITH_RETRY = 3
+CONTINUE_AS_NEW = 4
+CREATE_TIMER = 5
+WAIT_FOR_EXTERNAL_EVENT = 6
+CALL_ENTITY = 7
+CALL_HTTP = 8
+SIGNAL_ENTITY = 9
+WHEN_ANY = 11
+WHEN_ALL = 12
+
+SUPPORTED_ACTIONS = frozenset(
+    {
+        CALL_ACTIVITY,
+        CALL_ACTIVITY_WITH_RETRY,
+        CALL_SUB_ORCHESTRATOR,
+        CALL_SUB_ORCHESTRATOR_WITH_RETRY,
+        CONTINUE_AS_NEW,
+        CREATE_TIMER,
+        WAIT_FOR_EXTERNAL_EVENT,
+    }
+)
+ACTION_NAMES = {
+    CALL_ACTIVITY: "CallActivity",
+    CALL_ACTIVITY_WITH_RETRY: "CallActivityWithRetry",
+    CALL_SUB_ORCHESTRATOR: "CallSubOrchestrator",
+    CALL_SUB_ORCHESTRATOR_WITH_RETRY: "CallSubOrchestratorWithRetry",
+    CONTINUE_AS_NEW: "ContinueAsNew",
+    CREATE_TIMER: "CreateTimer",
+    WAIT_FOR_EXTERNAL_EVENT: "WaitForExternalEvent",
+    CALL_ENTITY: "CallEntity",
+    CALL_HTTP: "CallHttp",
+    SIGNAL_ENTITY: "SignalEntity",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What one replay produced: the cumulative atomic actions, and how the execution stands."""
+
+    actions: list[dict[str, Any]]
+    done: bool
+    output: Any = None
+    custom_status: Any = None
+    error: str | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+
+def build_context(
+    *,
+    instance_id: str,
+    parent_instance_id: str | None,
+    raw_input: str | None,
+    history: Sequence[str],
+) -> str:
+    """The orchestration trigger's JSON, built by concatenation: history items are JSON texts."""
+    head = {
+        "instanceId": instance_id,
+        "isReplaying": False,
+        "parentInstanceId": parent_instance_id,
+        # ExecutionStarted.Input is JSON text; the host hands the SDK its parsed value.
+        "input": json.loads(raw_input) if raw_input else None,
+        "upperSchemaVersion": 1,
+        "upperSchemaVersionNew": 2,
+    }
+    return '{"history":[' + ",".join(history) + "]," + json.dumps(head)[1:]
+
+
+def run_orchestrator(handle: Callable[[str], str], context_json: str) -> Reply:
+    """Call the SDK handle; it returns the state JSON, or raises with the state after a label."""
+    try:
+        state_text = handle(context_json)
+    except Exception as exc:  # the SDK's only failure channel: an exception carrying the state
+        message = str(exc)
+        error, found, state_part = message.partition(FAILURE_LABEL)
+        state = json.loads(state_part) if found else {}
+        return _reply(state, error=error or type(exc).__name__)
+    return _reply(json.loads(state_text), error=None)
+
+
+def _reply(state: dict[str, Any], *, error: str | None) -> Reply:
+    groups = state.get("actions") or []
+    return Reply(
+        actions=list(flatten(groups)),
+        done=bool(state.get("isDone")) and error is None,
+        output=state.get("output"),
+        custom_status=state.get("customStatus"),
+        error=error,
+        raw=state,
+    )
+
+
+def flatten(actions: Any) -> Iterator[dict[str, Any]]:
+    """Atomic actions depth-first, the order in which the SDK allocates sequence numbers."""
+    if isinstance(actions, list):
+        for item in actions:
+            yield from flatten(item)
+    elif isinstance(actions, dict):
+        if actions.get("actionType") in (WHEN_ALL, WHEN_ANY):
+            yield from flatten(actions.get("compoundActions") or [])
+        else:
+            yield actions
+
+
+def signature(action: dict[str, Any]) -> list[Any]:
+    """What must not change between replays: the kind of action and what it targets."""
+    kind = int(action["actionType"])
+    if kind == WAIT_FOR_EXTERNAL_EVENT:
+        return [kind, action.get("externalEventName")]
+    if kind in (CALL_SUB_ORCHESTRATOR, CALL_SUB_ORCHESTRATOR_WITH_RETRY):
+        return [kind, action.get("functionName"), action.get("instanceId")]
+    return [kind, action.get("functionName")]
+
+
+def describe(sig: Sequence[Any]) -> str:
+    """Human text for a signature, used in the non-determinism failure reason."""
+    kind = int(sig[0])
+    label = ACTION_NAMES.get(kind, f"action type {kind}")
+    return f"{label} '{sig[1]}'" if len(sig) > 1 and sig[1] else label
+
+
+def consumes_sequence_number(kind: int) -> bool:
+    """Every atomic action but WaitForExternalEvent takes the next EventId (protocol §3)."""
+    return kind != WAIT_FOR_EXTERNAL_EVENT

@@ -1,0 +1,93 @@
+// Key Vault holding every secret of the app. RBAC only (no access policies), soft delete and
+// purge protection on, so a deleted vault or secret can be recovered and never silently purged.
+// Secrets that come from deploy-time parameters are written only when a value is given, so a
+// redeploy never reverts a secret rotated by hand (docs/runbook.md, "Secret rotation").
+
+@description('Vault name, globally unique, 3-24 characters.')
+@minLength(3)
+@maxLength(24)
+param name string
+
+param location string
+param tags object
+
+@description('Days a deleted vault or secret stays recoverable.')
+@minValue(7)
+@maxValue(90)
+param softDeleteRetentionInDays int = 90
+
+@description('JSON object {"<kid>": "<secret>"} of JWT signing keys; empty keeps the current secret.')
+@secure()
+param jwtSigningKeys string = ''
+
+@description('Anthropic API key; empty keeps the current secret.')
+@secure()
+param anthropicApiKey string = ''
+
+@description('OpenAI API key; empty keeps the current secret.')
+@secure()
+param openaiApiKey string = ''
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_109:Flex Consumption resolves Key Vault references only from a vault reachable on its public endpoint; access is RBAC-only (docs/infrastructure.md, Networking).
+  // checkov:skip=CKV_AZURE_189:Same reason as CKV_AZURE_109; a private endpoint comes with VNet integration (docs/production-checklist.md).
+  name: name
+  location: location
+  tags: tags
+  properties: {
+    tenantId: subscription().tenantId
+    sku: {
+      family: 'A'
+      name: 'standard'
+    }
+    enableRbacAuthorization: true
+    enableSoftDelete: true
+    softDeleteRetentionInDays: softDeleteRetentionInDays
+    enablePurgeProtection: true
+    enabledForDeployment: false
+    enabledForTemplateDeployment: false
+    enabledForDiskEncryption: false
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+resource jwtSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(jwtSigningKeys)) {
+  // checkov:skip=CKV_AZURE_41:Secrets are rotated by the runbook procedure, not by expiry; an expired secret would take the app down.
+  // checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not read properties of conditional resources.
+  parent: vault
+  name: 'jwt-signing-keys'
+  properties: {
+    value: jwtSigningKeys
+    contentType: 'application/json'
+  }
+}
+
+resource anthropicSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(anthropicApiKey)) {
+  // checkov:skip=CKV_AZURE_41:Secrets are rotated by the runbook procedure, not by expiry; an expired secret would take the app down.
+  // checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not read properties of conditional resources.
+  parent: vault
+  name: 'anthropic-api-key'
+  properties: {
+    value: anthropicApiKey
+    contentType: 'text/plain'
+  }
+}
+
+resource openaiSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = if (!empty(openaiApiKey)) {
+  // checkov:skip=CKV_AZURE_41:Secrets are rotated by the runbook procedure, not by expiry; an expired secret would take the app down.
+  // checkov:skip=CKV_AZURE_114:contentType is set below; checkov does not read properties of conditional resources.
+  parent: vault
+  name: 'openai-api-key'
+  properties: {
+    value: openaiApiKey
+    contentType: 'text/plain'
+  }
+}
+
+output name string = vault.name
+output id string = vault.id
+output uri string = vault.properties.vaultUri

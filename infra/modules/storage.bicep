@@ -1,0 +1,116 @@
+// Storage for the Functions runtime, the Durable task hub (queues, tables, blobs) and the
+// deployment packages. Shared keys are disabled: the app connects with its managed identity
+// (AzureWebJobsStorage__accountName) and the deploy script with the deployer's Entra identity.
+
+@description('Account name, globally unique, 3-24 lowercase letters and digits.')
+@minLength(3)
+@maxLength(24)
+param name string
+
+param location string
+param tags object
+
+@description('Replication: LRS for dev, ZRS where the region supports it for staging and prod.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param skuName string = 'Standard_LRS'
+
+@description('Container the Flex Consumption app deploys its package from.')
+param deploymentContainerName string = 'app-package'
+
+@description('Container that keeps every released package, so a failed deploy can roll back.')
+param releasesContainerName string = 'releases'
+
+resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  // checkov:skip=CKV_AZURE_33:Queue logging is collected through diagnostic settings on Log Analytics, not classic storage analytics.
+  // checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches its runtime storage on the public endpoint; access needs Entra ID (no shared keys).
+  // checkov:skip=CKV_AZURE_35:Same reason as CKV_AZURE_59; network rules arrive with VNet integration (docs/production-checklist.md).
+  // checkov:skip=CKV_AZURE_206:Replication is a per-environment parameter (skuName); prod uses ZRS.
+  // checkov:skip=CKV2_AZURE_1:Microsoft-managed keys are sufficient for runtime state; customer-managed keys are not required by our data classification.
+  // checkov:skip=CKV2_AZURE_33:Private endpoint arrives with VNet integration (docs/production-checklist.md).
+  // checkov:skip=CKV2_AZURE_38:Soft delete is set on the blob service below; checkov looks for it on the account.
+  // checkov:skip=CKV2_AZURE_40:allowSharedKeyAccess is false below.
+  // checkov:skip=CKV2_AZURE_41:No SAS is ever issued: shared keys are disabled.
+  name: name
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: skuName
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false
+    allowBlobPublicAccess: false
+    allowCrossTenantReplication: false
+    defaultToOAuthAuthentication: true
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+    encryption: {
+      keySource: 'Microsoft.Storage'
+      requireInfrastructureEncryption: true
+      services: {
+        blob: {
+          enabled: true
+        }
+        file: {
+          enabled: true
+        }
+        queue: {
+          enabled: true
+          keyType: 'Account'
+        }
+        table: {
+          enabled: true
+          keyType: 'Account'
+        }
+      }
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' = {
+  parent: account
+  name: 'default'
+  properties: {
+    deleteRetentionPolicy: {
+      enabled: true
+      days: 14
+    }
+    containerDeleteRetentionPolicy: {
+      enabled: true
+      days: 14
+    }
+  }
+}
+
+resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deploymentContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource releasesContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: releasesContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+output name string = account.name
+output id string = account.id
+output blobEndpoint string = account.properties.primaryEndpoints.blob
+output deploymentContainerName string = deploymentContainer.name
+output releasesContainerName string = releasesContainer.name

@@ -1,0 +1,141 @@
+"""Failure classification and the policy that turns a failure into retry, escalate or fail.
+
+The policy is pure: orchestrators call it during replay, so given the same inputs it must give the
+same decision. Jitter therefore comes from a caller-supplied seed (e.g. the instance id), never from
+a random source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class FailureType(StrEnum):
+    NETWORK_TIMEOUT = "network_timeout"
+    RATE_LIMITED = "rate_limited"
+    PROVIDER_UNAVAILABLE = "provider_unavailable"
+    INVALID_OUTPUT = "invalid_output"
+    CONTEXT_TOO_LONG = "context_too_long"
+    AUTH_FAILED = "auth_failed"
+    BUDGET_EXCEEDED = "budget_exceeded"
+    CONTENT_REFUSED = "content_refused"
+    UNKNOWN = "unknown"
+
+
+class ClassifiedFailure(Exception):
+    """An error that knows its failure type; raised by activities and agents."""
+
+    def __init__(self, failure_type: FailureType, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(f"[{failure_type.value}] {message}")
+        self.failure_type = failure_type
+        self.message = message
+        self.retry_after = retry_after
+
+
+def parse_failure_type(text: str) -> FailureType:
+    """Recover the failure type from an error message that crossed the Durable boundary.
+
+    The host turns activity exceptions into plain strings (protocols/DURABLE_BACKEND.md §4), so the
+    `[type]` prefix written by `ClassifiedFailure` is the only thing that survives.
+    """
+    for failure_type in FailureType:
+        if f"[{failure_type.value}]" in text:
+            return failure_type
+    return FailureType.UNKNOWN
+
+
+@dataclass(frozen=True)
+class ExponentialBackoff:
+    base: float = 1.0  #: seconds before the first retry
+    factor: float = 2.0
+    max: float = 60.0
+    jitter: float = 0.1  #: fraction of the delay added or removed, derived from the seed
+
+    def delay(self, attempt: int, seed: str = "") -> float:
+        """Delay before retry number `attempt` (1-based)."""
+        raw = min(self.max, self.base * self.factor ** max(0, attempt - 1))
+        if not self.jitter:
+            return raw
+        digest = hashlib.sha256(f"{seed}:{attempt}".encode()).digest()
+        unit = int.from_bytes(digest[:8], "big") / 2**64  # deterministic in [0, 1)
+        return max(0.0, min(self.max, raw * (1 + self.jitter * (2 * unit - 1))))
+
+
+@dataclass(frozen=True)
+class FixedDelay:
+    seconds: float = 1.0
+
+    def delay(self, attempt: int, seed: str = "") -> float:
+        return self.seconds
+
+
+RetryStrategy = ExponentialBackoff | FixedDelay
+
+
+@dataclass(frozen=True)
+class Retry:
+    strategy: RetryStrategy
+    delay: float
+
+
+@dataclass(frozen=True)
+class Escalate:
+    reason: str
+
+
+@dataclass(frozen=True)
+class Fail:
+    reason: str
+
+
+Decision = Retry | Escalate | Fail
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """How many attempts each failure type gets, and what happens after the last one."""
+
+    max_attempts: dict[FailureType, int] = field(
+        default_factory=lambda: {
+            FailureType.NETWORK_TIMEOUT: 4,
+            FailureType.RATE_LIMITED: 6,
+            FailureType.PROVIDER_UNAVAILABLE: 4,
+            FailureType.INVALID_OUTPUT: 3,
+            FailureType.UNKNOWN: 2,
+        }
+    )
+    #: failure types that go straight to a human, no retry
+    escalate_at_once: frozenset[FailureType] = frozenset(
+        {FailureType.BUDGET_EXCEEDED, FailureType.CONTENT_REFUSED, FailureType.CONTEXT_TOO_LONG}
+    )
+    #: failure types that no retry or human can fix in this run
+    fail_at_once: frozenset[FailureType] = frozenset({FailureType.AUTH_FAILED})
+    backoff: ExponentialBackoff = ExponentialBackoff()
+    rate_limit_backoff: ExponentialBackoff = ExponentialBackoff(base=5.0, factor=2.0, max=120.0)
+
+
+class FailureHandler:
+    """Maps (failure type, attempt, policy) to Retry, Escalate or Fail."""
+
+    def __init__(self, policy: FailurePolicy | None = None) -> None:
+        self.policy = policy or FailurePolicy()
+
+    def decide(
+        self, failure_type: FailureType, attempt: int, *, seed: str = "", retry_after: float | None = None
+    ) -> Decision:
+        """`attempt` is the number of the attempt that just failed (1 for the first)."""
+        policy = self.policy
+        if failure_type in policy.fail_at_once:
+            return Fail(f"{failure_type.value}: not retryable")
+        if failure_type in policy.escalate_at_once:
+            return Escalate(f"{failure_type.value}: needs a human decision")
+        allowed = policy.max_attempts.get(failure_type, 1)
+        if attempt >= allowed:
+            return Escalate(f"{failure_type.value}: still failing after {attempt} attempts")
+        strategy = policy.rate_limit_backoff if failure_type is FailureType.RATE_LIMITED else policy.backoff
+        delay = strategy.delay(attempt, seed)
+        if retry_after is not None:
+            delay = max(delay, min(retry_after, strategy.max))
+        return Retry(strategy, delay)

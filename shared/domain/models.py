@@ -1,0 +1,255 @@
+"""Pydantic models: the API's schemas and the services' return types in one place."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from shared.domain.states import TaskStatus, TeamStatus
+
+ActorType = Literal["user", "agent", "system"]
+MemberRole = Literal["manager", "worker"]
+EscalationAction = Literal["retry", "skip", "fail", "provide_input"]
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are an error, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+# --- auth -----------------------------------------------------------------------------------------
+
+
+class RegisterRequest(Strict):
+    company_name: str = Field(min_length=1, max_length=200)
+    email: EmailStr
+    password: str = Field(min_length=8, max_length=256)
+    full_name: str = Field(min_length=1, max_length=200)
+
+
+class LoginRequest(Strict):
+    email: str = Field(min_length=3, max_length=320)
+    password: str = Field(min_length=1, max_length=256)
+
+
+class UserPublic(BaseModel):
+    id: UUID
+    company_id: UUID
+    email: str
+    full_name: str
+    role: Literal["admin", "member"]
+
+
+class TokenResponse(BaseModel):
+    token: str
+    expires_at: datetime
+    user: UserPublic
+
+
+# --- teams ----------------------------------------------------------------------------------------
+
+
+class TeamCreate(Strict):
+    goal: str = Field(min_length=1, max_length=10_000)
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    budget_usd: Decimal | None = Field(default=None, ge=0, le=1_000_000, max_digits=12, decimal_places=4)
+    workers: int = Field(default=3, ge=1, le=12)
+    approve_plan: bool = False
+    auto_start: bool = False
+
+
+class MemberPublic(BaseModel):
+    id: UUID
+    team_id: UUID
+    role: MemberRole
+    name: str
+    specialization: str
+    model: str
+    status: Literal["idle", "busy", "offline"]
+
+
+class TaskPublic(BaseModel):
+    id: UUID
+    team_id: UUID
+    title: str
+    description: str
+    acceptance_criteria: list[str]
+    dependencies: list[UUID] = []
+    specialization: str = "general"
+    status: TaskStatus
+    assigned_to: UUID | None
+    revision_count: int
+    max_revisions: int
+    feedback: str | None
+    output: str | None
+    created_at: datetime
+    started_at: datetime | None
+    completion_time: datetime | None
+    version: int
+
+
+class CostTotals(BaseModel):
+    total_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+    calls: int
+
+
+class TeamPublic(BaseModel):
+    id: UUID
+    company_id: UUID
+    name: str
+    goal: str
+    status: TeamStatus
+    budget_usd: Decimal | None
+    spent_usd: Decimal
+    workers: int
+    approve_plan: bool
+    awaiting_plan_approval: bool
+    instance_id: str | None
+    created_by: UUID | None
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+    result: str | None
+    version: int
+    members: list[MemberPublic] | None = None
+    tasks: list[TaskPublic] | None = None
+    costs: CostTotals | None = None
+
+
+class PlannedTaskIn(Strict):
+    """A task of a plan, as the planner produced it or a human edited it before approval."""
+
+    key: str = Field(min_length=1, max_length=80)
+    title: str = Field(min_length=1, max_length=300)
+    description: str = Field(default="", max_length=20_000)
+    acceptance_criteria: list[str] = Field(min_length=1, max_length=20)
+    dependencies: list[str] = Field(default_factory=list, max_length=12)
+    specialization: str = Field(default="general", max_length=80)
+
+
+class PlanApproval(Strict):
+    tasks: list[PlannedTaskIn] | None = Field(default=None, min_length=1, max_length=12)
+
+
+class StartResponse(BaseModel):
+    id: UUID
+    status: TeamStatus
+    instance_id: str | None
+
+
+# --- tasks, checkpoints, messages, costs ----------------------------------------------------------
+
+
+class CheckpointPublic(BaseModel):
+    step_number: int
+    checkpoint_type: str
+    step_output: dict[str, Any]
+    created_at: datetime
+
+
+class MessagePublic(BaseModel):
+    id: UUID
+    team_id: UUID
+    task_id: UUID | None
+    member_id: UUID | None
+    sender: str
+    kind: str
+    content: str
+    created_at: datetime
+
+
+class CostBreakdown(BaseModel):
+    key: str
+    total_usd: Decimal
+    input_tokens: int
+    output_tokens: int
+    calls: int
+
+
+class TeamCosts(BaseModel):
+    total_usd: Decimal
+    budget_usd: Decimal | None
+    by_model: list[CostBreakdown]
+    by_member: list[CostBreakdown]
+
+
+# --- audit, escalations, events -------------------------------------------------------------------
+
+
+class AuditEventPublic(BaseModel):
+    id: UUID
+    team_id: UUID | None
+    task_id: UUID | None
+    actor_type: ActorType
+    actor_id: str | None
+    event_type: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class EscalationPublic(BaseModel):
+    id: UUID
+    team_id: UUID
+    task_id: UUID | None
+    reason: str
+    failure_type: str
+    status: Literal["open", "resolved"]
+    action: EscalationAction | None = None
+    note: str | None = None
+    input: str | None = None
+    created_at: datetime
+    resolved_at: datetime | None = None
+
+
+class EscalationResolve(Strict):
+    action: EscalationAction
+    note: str | None = Field(default=None, max_length=5_000)
+    input: str | None = Field(default=None, max_length=50_000)
+
+    @field_validator("input")
+    @classmethod
+    def _input_not_blank(cls, value: str | None) -> str | None:
+        return value if value else None
+
+
+class TeamEventPublic(BaseModel):
+    type: str
+    seq: int
+    team_id: UUID
+    task_id: UUID | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class Actor(BaseModel):
+    """Who caused a change: recorded on every audit row."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: ActorType
+    id: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(type="system", id="system")
+
+
+class Principal(BaseModel):
+    """The authenticated caller of a request."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: UUID
+    company_id: UUID
+    role: Literal["admin", "member"] = "member"
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(type="user", id=str(self.user_id))

@@ -1,0 +1,53 @@
+"""Use cases of the application, grouped per aggregate; `Services` wires them to one database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.db.database import Database
+from shared.services.audit import AuditLog
+from shared.services.auth import AuthService
+from shared.services.checkpoints import CheckpointManager
+from shared.services.costs import CostTracker
+from shared.services.escalations import EscalationService
+from shared.services.events import EventStream
+from shared.services.messages import MessageService
+from shared.services.tasks import TaskService
+from shared.services.teams import TeamService
+
+
+@dataclass(frozen=True)
+class Services:
+    db: Database
+    teams: TeamService
+    tasks: TaskService
+    checkpoints: CheckpointManager
+    costs: CostTracker
+    audit: AuditLog
+    escalations: EscalationService
+    messages: MessageService
+    events: EventStream
+    auth: AuthService
+
+    @classmethod
+    def build(
+        cls, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker"
+    ) -> Services:
+        return cls(
+            db=db,
+            teams=TeamService(db, manager_model=manager_model, worker_model=worker_model),
+            tasks=TaskService(db),
+            checkpoints=CheckpointManager(db),
+            costs=CostTracker(db),
+            audit=AuditLog(db),
+            escalations=EscalationService(db),
+            messages=MessageService(db),
+            events=EventStream(db),
+            auth=AuthService(db),
+        )
+
+
+__all__ = [
+    "AuditLog", "AuthService", "CheckpointManager", "CostTracker", "EscalationService", "EventStream",
+    "MessageService", "Services", "TaskService", "TeamService",
+]
