@@ -126,12 +126,19 @@ class EscalationService:
         return EscalationPublic.model_validate(row)
 
     async def list(
-        self, company_id: UUID, *, status: str | None = "open", team_id: UUID | None = None, limit: int = 100
+        self,
+        company_id: UUID,
+        *,
+        status: str | None = "open",
+        team_id: UUID | None = None,
+        task_id: UUID | None = None,
+        limit: int = 100,
     ) -> list[EscalationPublic]:
-        params: dict[str, Any] = {"company_id": company_id, "status": status, "team_id": team_id, "limit": limit}
+        params: dict[str, Any] = {"company_id": company_id, "status": status, "team_id": team_id,
+                                  "task_id": task_id, "limit": limit}
         statement = _LIST.format(
             status="AND status = %(status)s" if status else "",
-            team="AND team_id = %(team_id)s" if team_id else "",
+            team=("AND team_id = %(team_id)s" if team_id else "") + (" AND task_id = %(task_id)s" if task_id else ""),
         )
         async with self.db.connection() as conn:
             cur = await conn.execute(statement, params)

@@ -154,10 +154,19 @@ class TaskService:
         return await self._move(task_id, TaskStatus.ESCALATED, actor, expected_version=expected_version,
                                 payload={"reason": reason})
 
-    async def resume_escalated(self, task_id: UUID, actor: Actor, *, note: str | None = None) -> TaskPublic:
-        """A human chose to retry: back to work, with their note as feedback."""
+    async def resume_escalated(self, task_id: UUID, actor: Actor, *, note: str | None = None,
+                               new_round: bool = False) -> TaskPublic:
+        """A human chose to retry: back to work, with their note as feedback.
+
+        `new_round` starts another revision round (the finished work is redone with the note) instead
+        of resuming the current round from its latest checkpoint.
+        """
+        sets = ["feedback = coalesce(%(note)s, t.feedback)"]
+        if new_round:
+            sets += ["revision_count = t.revision_count + 1",
+                     "max_revisions = least(10, greatest(t.max_revisions, t.revision_count + 1))"]
         return await self._move(task_id, TaskStatus.IN_PROGRESS, actor, sources=(TaskStatus.ESCALATED,),
-                                sets=("feedback = coalesce(%(note)s, t.feedback)",), params={"note": note})
+                                sets=tuple(sets), params={"note": note}, payload={"new_round": new_round})
 
     async def complete_escalated(self, task_id: UUID, actor: Actor, *, output: str | None = None) -> TaskPublic:
         """A human chose to skip (or supplied the output): the task counts as done."""

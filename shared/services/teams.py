@@ -92,6 +92,13 @@ class TeamService:
             raise NotFound("team not found")
         return dict(row)
 
+    async def get_scope_for(self, company_id: UUID, team_id: UUID) -> dict[str, Any]:
+        """Like `get_scope`, but a team of another company is not found."""
+        scope = await self.get_scope(team_id)
+        if scope["company_id"] != company_id:
+            raise NotFound("team not found")
+        return scope
+
     async def list(
         self,
         company_id: UUID,
@@ -202,9 +209,7 @@ class TeamService:
             )
 
     async def require_awaiting_plan(self, company_id: UUID, team_id: UUID) -> dict[str, Any]:
-        scope = await self.get_scope(team_id)
-        if scope["company_id"] != company_id:
-            raise NotFound("team not found")
+        scope = await self.get_scope_for(company_id, team_id)
         if not scope["awaiting_plan_approval"]:
             raise Conflict("the team's plan is not waiting for approval")
         return scope

@@ -1,0 +1,130 @@
+"""Durable activities: each one small call into `shared/services/runs.py` (idempotent use cases)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from uuid import UUID
+
+import azure.durable_functions as df
+
+from shared.agents.llm import build_provider
+from shared.runtime import get_context, model_names
+from shared.services.runs import TeamRun
+
+log = logging.getLogger(__name__)
+bp = df.Blueprint()
+
+_run: TeamRun | None = None
+
+
+async def team_run() -> TeamRun:
+    """Built once per worker process, after the app context."""
+    global _run
+    if _run is None:
+        ctx = await get_context()
+        settings = ctx.settings
+        provider = build_provider(
+            settings.LLM_PROVIDER, anthropic_api_key=settings.ANTHROPIC_API_KEY,
+            openai_api_key=settings.OPENAI_API_KEY, openai_base_url=settings.OPENAI_BASE_URL,
+            offline_latency_ms=settings.OFFLINE_LLM_LATENCY_MS,
+        )
+        manager_model, worker_model = model_names(settings)
+        _run = TeamRun(ctx.services, provider, manager_model=manager_model, worker_model=worker_model)
+        log.info("LLM provider for team runs: %s (manager %s, worker %s)", provider.name, manager_model, worker_model)
+    return _run
+
+
+def _id(payload: dict[str, Any], key: str) -> UUID:
+    return UUID(str(payload[key]))
+
+
+@bp.activity_trigger(input_name="payload")
+async def plan_team(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).plan(_id(payload, "team_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def load_plan(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).load_plan(_id(payload, "team_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def activate_team(payload: dict[str, Any]) -> str:
+    return await (await team_run()).activate(_id(payload, "team_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def team_status(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).status(_id(payload, "team_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def pause_for_budget(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).pause_for_budget(_id(payload, "team_id"), str(payload["instance_id"]))
+
+
+@bp.activity_trigger(input_name="payload")
+async def apply_budget_decision(payload: dict[str, Any]) -> str:
+    return await (await team_run()).apply_budget_decision(
+        _id(payload, "team_id"), str(payload["action"]), payload.get("input")
+    )
+
+
+@bp.activity_trigger(input_name="payload")
+async def summarize_team(payload: dict[str, Any]) -> str:
+    return await (await team_run()).summarize(_id(payload, "team_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def fail_team(payload: dict[str, Any]) -> str:
+    return await (await team_run()).fail(_id(payload, "team_id"), str(payload["reason"]))
+
+
+@bp.activity_trigger(input_name="payload")
+async def assign_task(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).assign(_id(payload, "task_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def start_task(payload: dict[str, Any]) -> str:
+    return await (await team_run()).start(_id(payload, "task_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def execute_task(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).execute(_id(payload, "task_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def submit_task(payload: dict[str, Any]) -> str:
+    return await (await team_run()).submit(_id(payload, "task_id"), str(payload["output"]))
+
+
+@bp.activity_trigger(input_name="payload")
+async def review_task(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).review(_id(payload, "task_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+async def escalate_task(payload: dict[str, Any]) -> str:
+    return await (await team_run()).escalate(
+        _id(payload, "task_id"), str(payload["reason"]), str(payload["failure_type"]), str(payload["instance_id"])
+    )
+
+
+@bp.activity_trigger(input_name="payload")
+async def apply_escalation_decision(payload: dict[str, Any]) -> str:
+    return await (await team_run()).apply_escalation_decision(
+        _id(payload, "task_id"), str(payload["action"]), payload.get("note"), payload.get("input")
+    )
+
+
+@bp.activity_trigger(input_name="payload")
+async def fail_task(payload: dict[str, Any]) -> str:
+    return await (await team_run()).fail_task(_id(payload, "task_id"), str(payload["reason"]))
+
+
+@bp.activity_trigger(input_name="payload")
+async def reopen_task(payload: dict[str, Any]) -> str:
+    return await (await team_run()).reopen(_id(payload, "task_id"))

@@ -1,0 +1,32 @@
+"""The audit log, newest first, keyset-paginated."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import azure.durable_functions as df
+from pydantic import BaseModel, ConfigDict, Field
+
+from functions.http_common import Reply, Request, api, next_link
+from shared.domain.models import AuditEventPublic
+
+bp = df.Blueprint()
+
+
+class AuditQuery(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    team_id: UUID | None = None
+    event_type: str | None = Field(default=None, max_length=100)
+    limit: int = Field(default=100, ge=1, le=500)
+    cursor: str | None = Field(default=None, max_length=200)
+
+
+@api(bp, "GET", "/api/audit", summary="Audit events of the company, newest first", tag="audit", query=AuditQuery,
+     response=list[AuditEventPublic])
+async def audit_list(request: Request, query: AuditQuery) -> Reply:
+    page = await request.ctx.services.audit.query(
+        request.user.company_id, team_id=query.team_id, event_type=query.event_type, limit=query.limit,
+        cursor=query.cursor,
+    )
+    return Reply(page.items, headers=next_link(request, "/api/audit", page.next_cursor) if page.next_cursor else {})

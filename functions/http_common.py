@@ -1,0 +1,266 @@
+"""HTTP plumbing shared by every API function: parsing, auth, errors as problem+json, headers.
+
+Each endpoint is declared once with `api(...)`: that registers the Azure Function on its blueprint
+and records the route (method, path, body and response models) for `GET /api/openapi.json`, so the
+OpenAPI description cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import uuid
+from urllib.parse import urlencode
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import azure.durable_functions as df
+import azure.functions as func
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from shared.domain.errors import DomainError, Invalid, RateLimited
+from shared.domain.models import Principal
+from shared.runtime import AppContext, get_context
+from shared.security import bearer_token
+
+log = logging.getLogger("ghost_pirates.http")
+
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "strict-origin-when-cross-origin",
+    "X-Frame-Options": "DENY",
+    "Cache-Control": "no-store",
+}
+
+
+class BadRequest(DomainError):
+    status = 400
+    title = "Bad Request"
+
+
+class PayloadTooLarge(DomainError):
+    status = 413
+    title = "Payload Too Large"
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    name: str
+    summary: str
+    tag: str
+    body: type[BaseModel] | None
+    response: Any
+    status: int
+    auth: bool
+    query: type[BaseModel] | None
+    path_params: tuple[str, ...]
+
+
+ROUTES: list[RouteSpec] = []
+
+
+@dataclass
+class Request:
+    """What a handler sees: the raw request, the caller, and the app context."""
+
+    raw: func.HttpRequest
+    ctx: AppContext
+    request_id: str
+    principal: Principal | None = None
+    client: Any = None
+    extra_headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def user(self) -> Principal:
+        assert self.principal is not None, "route declared auth=False"
+        return self.principal
+
+    def route_uuid(self, name: str) -> uuid.UUID:
+        try:
+            return uuid.UUID(self.raw.route_params.get(name, ""))
+        except ValueError:
+            # An id that cannot exist is simply not found (never leak why).
+            from shared.domain.errors import NotFound
+
+            raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
+
+    def client_address(self) -> str:
+        forwarded = self.raw.headers.get("x-forwarded-for", "")
+        return forwarded.split(",")[0].strip() or self.raw.headers.get("x-client-ip", "") or "unknown"
+
+
+def next_link(request: Request, path: str, cursor: str) -> dict[str, str]:
+    """The `Link: <...>; rel="next"` header of a keyset page."""
+    params = {k: v for k, v in request.raw.params.items() if k != "cursor"} | {"cursor": cursor}
+    return {"Link": f'<{path}?{urlencode(params)}>; rel="next"'}
+
+
+class Reply:
+    """A handler's result: a body (model, list, dict) with a status and extra headers."""
+
+    def __init__(self, body: Any = None, *, status: int = 200, headers: dict[str, str] | None = None,
+                 raw_json: bytes | None = None) -> None:
+        self.body = body
+        self.status = status
+        self.headers = headers or {}
+        self.raw_json = raw_json
+
+
+_ANY = TypeAdapter(Any)
+
+
+def to_json(body: Any) -> bytes:
+    if isinstance(body, BaseModel):
+        return body.model_dump_json().encode()
+    return _ANY.dump_json(body)
+
+
+def problem(status: int, title: str, detail: str = "", *, errors: list[dict[str, Any]] | None = None,
+            request_id: str = "", headers: dict[str, str] | None = None) -> func.HttpResponse:
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    if errors:
+        body["errors"] = errors
+    out = {**SECURITY_HEADERS, **(headers or {}), "X-Request-Id": request_id}
+    return func.HttpResponse(json.dumps(body), status_code=status, headers=out,
+                             mimetype="application/problem+json", charset="utf-8")
+
+
+def _pydantic_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors(include_url=False, include_input=False)]
+
+
+def parse_body(raw: func.HttpRequest, model: type[BaseModel]) -> BaseModel:
+    data = raw.get_body() or b""
+    if len(data) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the body is larger than {MAX_BODY_BYTES} bytes")
+    if not data.strip():
+        data = b"{}"
+    try:
+        payload = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise BadRequest("the body is not valid JSON") from exc
+    try:
+        return model.model_validate(payload)
+    except ValidationError as exc:
+        raise Invalid("the body is not valid", errors=_pydantic_errors(exc)) from exc
+
+
+def parse_query(raw: func.HttpRequest, model: type[BaseModel]) -> BaseModel:
+    try:
+        return model.model_validate(dict(raw.params))
+    except ValidationError as exc:
+        raise BadRequest("invalid query parameter", errors=_pydantic_errors(exc)) from exc
+
+
+def cors_headers(ctx: AppContext | None, origin: str | None) -> dict[str, str]:
+    if not origin or ctx is None:
+        return {}
+    allowed = ctx.settings.cors_origins
+    if origin in allowed or "*" in allowed:
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Vary": "Origin",
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Expose-Headers": "Link, X-Request-Id, Retry-After",
+        }
+    return {}
+
+
+def _https(raw: func.HttpRequest) -> bool:
+    return raw.url.startswith("https://") or raw.headers.get("x-forwarded-proto", "") == "https"
+
+
+Handler = Callable[[Request, Any], Awaitable[Reply | BaseModel | list[Any] | dict[str, Any] | None]]
+
+
+async def run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client: Any = None) -> func.HttpResponse:
+    given = raw.headers.get("x-request-id", "")
+    request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    ctx: AppContext | None = None
+    extra: dict[str, str] = {}
+    try:
+        ctx = await get_context()
+        extra = cors_headers(ctx, raw.headers.get("origin"))
+        if _https(raw):
+            extra["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        request = Request(raw=raw, ctx=ctx, request_id=request_id, client=client)
+        if spec.auth:
+            request.principal = await ctx.tokens.verify(bearer_token(raw.headers.get("authorization")))
+            if spec.method != "GET":
+                wait = await ctx.limiter.hit(f"w:{request.principal.user_id}",
+                                             limit=ctx.settings.RATE_LIMIT_WRITES_PER_MINUTE)
+                if wait:
+                    raise RateLimited("too many writes; slow down", retry_after=wait)
+        args: Any = None
+        if spec.body is not None:
+            args = parse_body(raw, spec.body)
+        elif spec.query is not None:
+            args = parse_query(raw, spec.query)
+        result = await handler(request, args)
+        reply = result if isinstance(result, Reply) else Reply(result, status=spec.status)
+        headers = {**SECURITY_HEADERS, **extra, **request.extra_headers, **reply.headers, "X-Request-Id": request_id}
+        if reply.body is None and reply.raw_json is None:
+            return func.HttpResponse(status_code=reply.status, headers=headers)
+        body = reply.raw_json if reply.raw_json is not None else to_json(reply.body)
+        return func.HttpResponse(body, status_code=reply.status, headers=headers, mimetype="application/json",
+                                 charset="utf-8")
+    except DomainError as exc:
+        headers = dict(extra)
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="ghost-pirates"'
+        return problem(exc.status, exc.title, exc.detail, errors=exc.errors, request_id=request_id, headers=headers)
+    except Exception:
+        log.exception("unhandled error in %s %s", spec.method, spec.path, extra={"request_id": request_id})
+        return problem(500, "Internal Server Error", "an unexpected error occurred; quote the request id",
+                       request_id=request_id, headers=extra)
+
+
+def api(
+    bp: df.Blueprint,
+    method: str,
+    path: str,
+    *,
+    summary: str,
+    tag: str,
+    body: type[BaseModel] | None = None,
+    query: type[BaseModel] | None = None,
+    response: Any = None,
+    status: int = 200,
+    auth: bool = True,
+    durable_client: bool = False,
+) -> Callable[[Handler], Handler]:
+    """Declare an endpoint: registers the function and records the route for OpenAPI."""
+
+    def register(handler: Handler) -> Handler:
+        name = handler.__name__
+        spec = RouteSpec(method, path, name, summary, tag, body, response, status, auth, query,
+                         tuple(re.findall(r"{(\w+)", path)))
+        ROUTES.append(spec)
+        route = path.removeprefix("/")
+        if durable_client:
+            async def with_client(req: func.HttpRequest, client: df.DurableOrchestrationClient) -> func.HttpResponse:
+                return await run(req, spec, handler, client)
+
+            with_client.__name__ = name
+            bp.function_name(name)(bp.route(route=route, methods=[method])(bp.durable_client_input(
+                client_name="client")(with_client)))
+        else:
+            async def plain(req: func.HttpRequest) -> func.HttpResponse:
+                return await run(req, spec, handler)
+
+            plain.__name__ = name
+            bp.function_name(name)(bp.route(route=route, methods=[method])(plain))
+        return handler
+
+    return register

@@ -1,0 +1,93 @@
+"""One structured agent call: render the prompt, ask, validate, and retry invalid output with the error.
+
+Every call made is returned (or attached to the failure) so the caller can record all costs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from pydantic import BaseModel
+
+from shared.agents.llm import AgentFailed, Completion, LLMProvider, Message, ProviderOutputInvalid
+from shared.agents.prompt_templates import PromptTemplate
+from shared.domain.failures import ClassifiedFailure, FailureType
+
+T = TypeVar("T", bound=BaseModel)
+
+#: One call plus up to two retries that show the model its validation error.
+MAX_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class AgentResult(Generic[T]):
+    value: T
+    completions: list[Completion]  #: every LLM call made, including invalid-output retries
+    prompt_version: str
+
+
+def correction_message(error: str) -> Message:
+    return Message(
+        "user",
+        "Your previous answer could not be used: "
+        + error
+        + "\nAnswer again with one corrected JSON object that follows every rule and the schema.",
+    )
+
+
+async def run_structured(
+    provider: LLMProvider,
+    *,
+    prompt: PromptTemplate,
+    messages: list[Message],
+    schema: type[T],
+    model: str,
+    max_tokens: int = 2048,
+    temperature: float = 0.2,
+    check: Callable[[T], None] | None = None,
+) -> AgentResult[T]:
+    """Call until the answer validates (and passes `check`, which raises ValueError), at most MAX_ATTEMPTS.
+
+    Raises AgentFailed: INVALID_OUTPUT after the last attempt, or the provider's own failure type.
+    """
+    conversation = list(messages)
+    completions: list[Completion] = []
+    last_error = ""
+    for _ in range(MAX_ATTEMPTS):
+        try:
+            completion = await provider.complete(
+                conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature
+            )
+        except ProviderOutputInvalid as exc:
+            completions.append(exc.completion)
+            last_error = exc.message
+            conversation += [Message("assistant", exc.completion.text), correction_message(exc.message)]
+            continue
+        except ClassifiedFailure as exc:
+            raise AgentFailed(
+                exc.failure_type, exc.message, completions=completions, retry_after=exc.retry_after
+            ) from exc
+        completions.append(completion)
+        parsed = completion.parsed
+        if not isinstance(parsed, schema):
+            raise AgentFailed(
+                FailureType.UNKNOWN,
+                f"provider {provider.name} returned {type(parsed).__name__}, not {schema.__name__}",
+                completions=completions,
+            )
+        try:
+            if check is not None:
+                check(parsed)
+        except ValueError as exc:
+            last_error = str(exc)
+            conversation += [Message("assistant", completion.text), correction_message(last_error)]
+            continue
+        return AgentResult(value=parsed, completions=completions, prompt_version=prompt.version)
+    raise AgentFailed(
+        FailureType.INVALID_OUTPUT,
+        f"{prompt.version}: no valid answer after {MAX_ATTEMPTS} attempts; last error: {last_error}",
+        completions=completions,
+    )
+

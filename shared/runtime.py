@@ -1,0 +1,117 @@
+"""The per-process application context: clients built once, lazily, inside the running event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+import redis.asyncio as aioredis
+
+from shared.cache import LocalQueryCache, QueryCache, RateLimiter, RedisQueryCache
+from shared.config import Settings, get_settings
+from shared.db.database import Changes, Database, make_pool
+from shared.security import KeySource, TokenService
+from shared.services import Services
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppContext:
+    settings: Settings
+    db: Database
+    services: Services
+    cache: QueryCache
+    limiter: RateLimiter
+    tokens: TokenService
+    redis: aioredis.Redis | None
+
+    async def close(self) -> None:
+        await self.db.pool.close()
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+_context: AppContext | None = None
+_lock: asyncio.Lock | None = None
+
+
+def _key_source(settings: Settings) -> KeySource:
+    if settings.KEY_VAULT_URL:
+        from shared.keyvault import KeyVaultSigningKeys
+
+        vault = KeyVaultSigningKeys(settings.KEY_VAULT_URL, settings.JWT_KEYS_SECRET_NAME)
+        return vault.get_keys
+    keys = settings.signing_keys
+
+    async def from_settings() -> dict[str, str]:
+        return keys
+
+    return from_settings
+
+
+def model_names(settings: Settings) -> tuple[str, str]:
+    """Manager and worker model names for new teams."""
+    from shared.agents.llm import default_models, resolve_provider_name
+
+    provider = resolve_provider_name(
+        settings.LLM_PROVIDER, anthropic_api_key=settings.ANTHROPIC_API_KEY, openai_api_key=settings.OPENAI_API_KEY
+    )
+    manager, worker = default_models(provider)
+    return settings.LLM_MODEL_MANAGER or manager, settings.LLM_MODEL_WORKER or worker
+
+
+async def build_context(settings: Settings) -> AppContext:
+    pool = make_pool(settings.database_url, min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE)
+    await pool.open(wait=False)
+    db = Database(pool)
+    client: aioredis.Redis | None = None
+    cache: QueryCache
+    if settings.REDIS_URL:
+        client = aioredis.Redis.from_url(
+            settings.REDIS_URL, socket_connect_timeout=0.5, socket_timeout=0.5, health_check_interval=30
+        )
+        cache = RedisQueryCache(client, ttl_seconds=settings.CACHE_TTL_SECONDS)
+    else:
+        cache = LocalQueryCache(ttl_seconds=settings.CACHE_TTL_SECONDS)
+
+    async def invalidate(changes: Changes) -> None:
+        for company_id in changes.companies:
+            await cache.invalidate(company_id)
+
+    db.listeners.append(invalidate)
+    manager_model, worker_model = model_names(settings)
+    tokens = TokenService(_key_source(settings), active_kid=settings.active_kid,
+                          ttl=timedelta(minutes=settings.JWT_TTL_MINUTES))
+    return AppContext(
+        settings=settings,
+        db=db,
+        services=Services.build(db, manager_model=manager_model, worker_model=worker_model),
+        cache=cache,
+        limiter=RateLimiter(client),
+        tokens=tokens,
+        redis=client,
+    )
+
+
+async def get_context() -> AppContext:
+    global _context, _lock
+    if _context is not None:
+        return _context
+    if _lock is None:
+        _lock = asyncio.Lock()
+    async with _lock:
+        if _context is None:
+            _context = await build_context(get_settings())
+    return _context
+
+
+async def reset_context() -> None:
+    """Close and forget the context (tests, and hosts shutting down)."""
+    global _context, _lock
+    if _context is not None:
+        await _context.close()
+    _context = None
+    _lock = None

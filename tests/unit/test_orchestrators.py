@@ -1,0 +1,226 @@
+"""Orchestrators driven by the SDK's orchestrator_generator_wrapper with a scripted context."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from functions.orchestrators import task_orchestrator, team_orchestrator
+from shared.domain.failures import ClassifiedFailure, FailureType
+from tests.unit.fake_durable import PENDING, FakeContext, run
+
+TASK = {"task_id": "t1"}
+
+
+def failing(failure_type: FailureType, times: int, then: Any):
+    """An activity that fails `times` times the way the host reports it, then answers `then`."""
+    state = {"n": 0}
+
+    def activity(payload):
+        state["n"] += 1
+        if state["n"] <= times:
+            raise Exception(f"Activity function 'x' failed: ClassifiedFailure: {ClassifiedFailure(failure_type, 'boom')}")
+        return then(payload) if callable(then) else then
+
+    return activity
+
+
+def task_activities(**overrides):
+    activities = {
+        "assign_task": lambda p: {"status": "assigned"},
+        "start_task": lambda p: "in_progress",
+        "execute_task": lambda p: {"status": "in_progress", "output": "the work"},
+        "submit_task": lambda p: "review",
+        "review_task": lambda p: {"verdict": "approve", "feedback": ""},
+        "escalate_task": lambda p: "esc-1",
+        "apply_escalation_decision": lambda p: {"retry": "in_progress", "skip": "completed",
+                                                "provide_input": "completed", "fail": "failed"}[p["action"]],
+        "fail_task": lambda p: "failed",
+    }
+    activities.update(overrides)
+    return activities
+
+
+def test_task_happy_path_assigns_starts_executes_reviews_and_completes():
+    ctx = FakeContext(TASK, task_activities())
+    assert run(task_orchestrator, ctx) == {"status": "completed", "task_id": "t1"}
+    assert ctx.activity_names() == ["assign_task", "start_task", "execute_task", "submit_task", "review_task"]
+    assert ctx.calls[3][1]["output"] == "the work"
+
+
+def test_task_revision_round_reworks_then_completes():
+    reviews = iter([{"verdict": "revise", "feedback": "add tests"}, {"verdict": "approve", "feedback": ""}])
+    ctx = FakeContext(TASK, task_activities(review_task=lambda p: next(reviews)))
+    assert run(task_orchestrator, ctx)["status"] == "completed"
+    assert ctx.activity_names() == ["assign_task", "start_task", "execute_task", "submit_task", "review_task",
+                                    "start_task", "execute_task", "submit_task", "review_task"]
+
+
+def test_task_retries_with_growing_backoff_then_succeeds():
+    execute = failing(FailureType.NETWORK_TIMEOUT, 2, {"status": "in_progress", "output": "ok"})
+    ctx = FakeContext(TASK, task_activities(execute_task=execute))
+    assert run(task_orchestrator, ctx)["status"] == "completed"
+    assert ctx.activity_names().count("execute_task") == 3
+    assert len(ctx.timers) == 2 and ctx.timers[0] < ctx.timers[1]
+
+
+def test_task_retries_exhausted_escalates_and_times_out_to_failed():
+    execute = failing(FailureType.NETWORK_TIMEOUT, 99, None)
+    ctx = FakeContext(TASK, task_activities(execute_task=execute))
+    result = run(task_orchestrator, ctx)
+    assert result["status"] == "failed" and result["reason"] == "escalation timed out"
+    names = ctx.activity_names()
+    assert names.count("execute_task") == 4
+    assert names[-2:] == ["escalate_task", "fail_task"]
+    assert ctx.calls[-2][1]["failure_type"] == "network_timeout"
+
+
+def test_auth_failure_fails_the_task_at_once():
+    ctx = FakeContext(TASK, task_activities(execute_task=failing(FailureType.AUTH_FAILED, 99, None)))
+    assert run(task_orchestrator, ctx)["status"] == "failed"
+    assert ctx.activity_names().count("execute_task") == 1 and "escalate_task" not in ctx.activity_names()
+
+
+def _escalated(action: str, **extra):
+    execute = failing(FailureType.NETWORK_TIMEOUT, 4, {"status": "in_progress", "output": "fixed"})
+    events = {"escalation_resolved": [{"action": action, "note": "try harder", **extra}]}
+    ctx = FakeContext(TASK, task_activities(execute_task=execute), events=events)
+    return run(task_orchestrator, ctx), ctx
+
+
+def test_escalation_resolved_with_retry_runs_the_task_again():
+    result, ctx = _escalated("retry")
+    assert result["status"] == "completed"
+    assert ctx.activity_names().count("execute_task") == 5
+    decision = next(p for n, p in ctx.calls if n == "apply_escalation_decision")
+    assert decision["action"] == "retry" and decision["note"] == "try harder"
+
+
+def test_escalation_resolved_with_skip_completes_without_more_work():
+    result, ctx = _escalated("skip")
+    assert result["status"] == "completed"
+    assert ctx.activity_names().count("execute_task") == 4
+
+
+def test_escalation_resolved_with_fail_fails_the_task():
+    result, _ = _escalated("fail")
+    assert result["status"] == "failed"
+
+
+def test_escalation_events_raised_as_json_text_are_understood():
+    result, ctx = _escalated("provide_input", input="the answer")
+    ctx2 = FakeContext(TASK, task_activities(execute_task=failing(FailureType.NETWORK_TIMEOUT, 4, None)),
+                       events={"escalation_resolved": ['{"action": "skip"}']})
+    assert result["status"] == "completed"
+    assert run(task_orchestrator, ctx2)["status"] == "completed"
+
+
+def test_revisions_exhausted_escalate():
+    ctx = FakeContext(TASK, task_activities(
+        review_task=lambda p: {"verdict": "escalate", "feedback": "no", "reason": "still wrong"}),
+        events={"escalation_resolved": [{"action": "skip"}]})
+    assert run(task_orchestrator, ctx)["status"] == "completed"
+    assert next(p for n, p in ctx.calls if n == "escalate_task")["reason"] == "still wrong"
+
+
+def test_budget_exceeded_inside_a_task_returns_to_the_team():
+    ctx = FakeContext(TASK, task_activities(execute_task=failing(FailureType.BUDGET_EXCEEDED, 99, None)))
+    assert run(task_orchestrator, ctx) == {"status": "budget_exceeded", "task_id": "t1"}
+
+
+PLAN = {"tasks": [
+    {"id": "a", "title": "A", "status": "pending", "dependencies": []},
+    {"id": "b", "title": "B", "status": "pending", "dependencies": []},
+    {"id": "c", "title": "C", "status": "pending", "dependencies": ["a", "b"]},
+], "awaiting_approval": False}
+
+
+def team_activities(**overrides):
+    activities = {
+        "plan_team": lambda p: PLAN,
+        "load_plan": lambda p: PLAN,
+        "activate_team": lambda p: "active",
+        "team_status": lambda p: {"status": "active", "budget_exceeded": False},
+        "pause_for_budget": lambda p: {"status": "paused"},
+        "apply_budget_decision": lambda p: "active",
+        "summarize_team": lambda p: "completed",
+        "fail_team": lambda p: "failed",
+        "reopen_task": lambda p: "in_progress",
+    }
+    activities.update(overrides)
+    return activities
+
+
+def completed_tasks(name, payload):
+    return {"status": "completed", "task_id": payload["task_id"]}
+
+
+TEAM = {"team_id": "team-1", "settings": {"max_parallel": 2, "escalation_timeout_hours": 1}}
+
+
+def test_team_runs_tasks_in_dependency_order_within_the_parallel_limit_and_completes():
+    ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=completed_tasks)
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    assert [c["task_id"] for c in ctx.sub_calls] == ["a", "b", "c"]
+    assert ctx.activity_names()[:2] == ["plan_team", "activate_team"]
+    assert ctx.activity_names()[-1] == "summarize_team"
+
+
+def test_team_waits_for_plan_approval_then_runs_the_approved_plan():
+    awaiting = {**PLAN, "awaiting_approval": True}
+    ctx = FakeContext(TEAM, team_activities(plan_team=lambda p: awaiting), sub_orchestrators=completed_tasks,
+                      events={"plan_approved": [{"edited": True}]})
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    assert ctx.activity_names()[:3] == ["plan_team", "load_plan", "activate_team"]
+
+
+def test_team_budget_exceeded_pauses_with_an_escalation_and_resumes_when_resolved():
+    statuses = iter([{"status": "active", "budget_exceeded": True}])
+
+    def status(payload):
+        return next(statuses, {"status": "active", "budget_exceeded": False})
+
+    ctx = FakeContext(TEAM, team_activities(team_status=status), sub_orchestrators=completed_tasks,
+                      events={"escalation_resolved": [{"action": "retry", "input": "10"}]})
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    names = ctx.activity_names()
+    assert names.index("pause_for_budget") < names.index("apply_budget_decision") < names.index("summarize_team")
+    assert next(p for n, p in ctx.calls if n == "apply_budget_decision")["input"] == "10"
+
+
+def test_team_cancel_event_stops_the_run():
+    # Sub-orchestrations never finish here: the cancel event is what wakes the team.
+    ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=lambda name, payload: PENDING,
+                      events={"cancel": [{}]})
+    assert run(team_orchestrator, ctx) == {"status": "cancelled"}
+    assert "summarize_team" not in ctx.activity_names()
+
+
+def test_team_with_a_failed_task_fails_when_nobody_retries_it():
+    def outcome(name, payload):
+        return {"status": "failed" if payload["task_id"] == "a" else "completed", "task_id": payload["task_id"]}
+
+    ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=outcome)
+    result = run(team_orchestrator, ctx)
+    assert result == {"status": "failed", "failed_tasks": ["a"]}
+    assert "c" not in [c["task_id"] for c in ctx.sub_calls]
+    assert ctx.activity_names()[-1] == "fail_team"
+
+
+def test_team_retries_a_failed_task_when_asked():
+    attempts: dict[str, int] = {}
+
+    def outcome(name, payload):
+        attempts[payload["task_id"]] = attempts.get(payload["task_id"], 0) + 1
+        failed = payload["task_id"] == "a" and attempts["a"] == 1
+        return {"status": "failed" if failed else "completed", "task_id": payload["task_id"]}
+
+    ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=outcome, events={"retry_task": [{"task_id": "a"}]})
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    assert attempts == {"a": 2, "b": 1, "c": 1}
+    assert ctx.sub_calls[-1]["instance_id"].endswith(":task:c:1")
+
+
+def test_team_planning_failure_fails_the_team():
+    ctx = FakeContext(TEAM, team_activities(plan_team=failing(FailureType.AUTH_FAILED, 9, None)))
+    assert run(team_orchestrator, ctx)["status"] == "failed"
+    assert ctx.activity_names() == ["plan_team", "fail_team"]
