@@ -41,11 +41,14 @@ def _first(query: dict[str, list[str]], name: str) -> str | None:
 def _ack(ack_id: int, error: tuple[str, str] | None = None) -> dict[str, Any]:
     if error is None:
         return {"type": "ack", "ackId": ack_id, "success": True}
-    return {"type": "ack", "ackId": ack_id, "success": False, "error": {"name": error[0], "message": error[1]}}
+    name, text = error
+    return {"type": "ack", "ackId": ack_id, "success": False, "error": {"name": name, "message": text}}
 
 
 def _connected_message(connection: Connection) -> dict[str, Any]:
-    message: dict[str, Any] = {"type": "system", "event": "connected", "connectionId": connection.connection_id}
+    message: dict[str, Any] = {
+        "type": "system", "event": "connected", "connectionId": connection.connection_id
+    }
     if connection.user_id is not None:
         message["userId"] = connection.user_id
     if connection.reconnection_token is not None:
@@ -64,7 +67,9 @@ async def _reject(scope: Scope, send: Send, status: int, reason: str) -> None:
         await send({"type": "websocket.close", "code": 1008, "reason": reason[:120]})
 
 
-async def serve_client(state: ServiceState, hub_name: str, scope: Scope, receive: Receive, send: Send) -> None:
+async def serve_client(
+    state: ServiceState, hub_name: str, scope: Scope, receive: Receive, send: Send
+) -> None:
     """Run one client WebSocket from handshake to disconnect."""
     if (await receive())["type"] != "websocket.connect":
         return
@@ -203,9 +208,10 @@ async def _json_message(state: ServiceState, hub: Hub, connection: Connection, t
     if not isinstance(ack_id, int) or isinstance(ack_id, bool):
         ack_id = None
     if ack_id is not None and connection.seen_ack_id(ack_id):
-        error = ("Duplicate", f"Message with ack-id: {ack_id} has been processed")
-        connection.send_control(_ack(ack_id, error), spawn)
+        duplicate = ("Duplicate", f"Message with ack-id: {ack_id} has been processed")
+        connection.send_control(_ack(ack_id, duplicate), spawn)
         return
+    error: AckError
     if kind in ("joinGroup", "leaveGroup", "sendToGroup"):
         error = _group_request(hub, connection, kind, message)
     elif kind == "event":
@@ -219,7 +225,10 @@ async def _json_message(state: ServiceState, hub: Hub, connection: Connection, t
             connection.remember_ack_id(ack_id)
 
 
-def _group_request(hub: Hub, connection: Connection, kind: str, message: dict[str, Any]) -> tuple[str, str] | None:
+AckError = tuple[str, str] | None
+
+
+def _group_request(hub: Hub, connection: Connection, kind: str, message: dict[str, Any]) -> AckError:
     group = message.get("group")
     if not isinstance(group, str) or not group:
         return ("InvalidRequest", "The group name is missing.")
@@ -243,7 +252,7 @@ def _group_request(hub: Hub, connection: Connection, kind: str, message: dict[st
     return None
 
 
-async def _event(state: ServiceState, hub: Hub, connection: Connection, message: dict[str, Any]) -> tuple[str, str] | None:
+async def _event(state: ServiceState, hub: Hub, connection: Connection, message: dict[str, Any]) -> AckError:
     """Forward a user event upstream; without an upstream the service accepts and drops it."""
     name = message.get("event")
     if not isinstance(name, str) or not name:

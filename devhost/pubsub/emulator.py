@@ -39,7 +39,9 @@ class PubSubEmulator:
         self.access_key = access_key
         self.state = ServiceState(access_key, hub_names=hub_names, upstream_url=upstream_url,
                                   limits=limits or Limits())
-        self.app: ASGIApp = self._asgi
+        # The emulator is its own ASGI app; an instance with an async `__call__` is what servers
+        # (uvicorn's interface detection included) recognise as ASGI 3.
+        self.app: ASGIApp = self
 
     def connection_string(self, host: str, port: int) -> str:
         """What the app's `WebPubSubConnectionString` setting should hold to reach this emulator."""
@@ -52,7 +54,7 @@ class PubSubEmulator:
         for hub in state.hubs.values():
             for connection in list(hub.connections.values()):
                 hub.terminate(connection, SHUTDOWN_REASON, code=1001)
-        await state.background.drain(timeout=2.0)
+        await state.background.drain(grace_seconds=2.0)
         if state.upstream is not None:
             await state.upstream.aclose()
 
@@ -60,7 +62,7 @@ class PubSubEmulator:
         """Live and resumable connections across hubs (for benchmarks and health checks)."""
         return sum(len(hub.connections) for hub in self.state.hubs.values())
 
-    async def _asgi(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             await self._http(scope, receive, send)

@@ -51,11 +51,11 @@ class Background:
         if not task.cancelled() and task.exception() is not None:
             logger.error("background task failed", exc_info=task.exception())
 
-    async def drain(self, timeout: float) -> None:
-        """Wait for pending tasks, then cancel what is still running after `timeout` seconds."""
+    async def drain(self, grace_seconds: float) -> None:
+        """Wait for pending tasks, then cancel what is still running after `grace_seconds`."""
         if not self._tasks:
             return
-        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout)
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
         for task in pending:
             task.cancel()
         if pending:

@@ -28,7 +28,7 @@ class EmulatorServer:
     def connection_string(self) -> str:
         return self.emulator.connection_string(self.host, self.port)
 
-    async def start(self, timeout: float = 10.0) -> int:
+    async def start(self, startup_seconds: float = 10.0) -> int:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((self.host, self.port))
@@ -39,7 +39,7 @@ class EmulatorServer:
         )
         self._server = uvicorn.Server(config)
         self._task = asyncio.get_running_loop().create_task(self._server.serve(sockets=[listener]))
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + startup_seconds
         while not self._server.started:
             if self._task.done():
                 self._task.result()

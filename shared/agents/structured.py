@@ -25,10 +25,17 @@ def schema_instruction(schema: type[BaseModel]) -> str:
 
 
 def with_schema_instruction(messages: list[Message], schema: type[BaseModel] | None) -> list[Message]:
-    """Messages with the schema instruction added as a trailing system message (providers merge it)."""
+    """Messages with the schema instruction appended to the leading system message.
+
+    Kept in the first message because some open-model chat templates (vLLM, Ollama) reject a system
+    message anywhere else.
+    """
     if schema is None:
         return list(messages)
-    return [*messages, Message("system", schema_instruction(schema))]
+    instruction = schema_instruction(schema)
+    if messages and messages[0].role == "system":
+        return [Message("system", f"{messages[0].content}\n\n{instruction}"), *messages[1:]]
+    return [Message("system", instruction), *messages]
 
 
 def describe_validation_error(exc: ValidationError) -> str:
