@@ -5,17 +5,15 @@ from __future__ import annotations
 from uuid import UUID
 
 import azure.durable_functions as df
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from functions.http_common import Reply, Request, api, next_link
+from functions.http_common import QueryParams, Reply, Request, api, next_link
 from shared.domain.models import AuditEventPublic
 
 bp = df.Blueprint()
 
 
-class AuditQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class AuditQuery(QueryParams):
     team_id: UUID | None = None
     event_type: str | None = Field(default=None, max_length=100)
     limit: int = Field(default=100, ge=1, le=500)

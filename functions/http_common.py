@@ -11,14 +11,14 @@ import json
 import logging
 import re
 import uuid
-from urllib.parse import urlencode
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import azure.durable_functions as df
 import azure.functions as func
-from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_validator
 
 from shared.domain.errors import DomainError, Invalid, RateLimited
 from shared.domain.models import Principal
@@ -46,6 +46,19 @@ class BadRequest(DomainError):
 class PayloadTooLarge(DomainError):
     status = 413
     title = "Payload Too Large"
+
+
+class QueryParams(BaseModel):
+    """Query strings: unknown parameters are ignored (cache busters), NUL characters refused."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        if isinstance(data, dict) and any("\x00" in str(v) for v in data.values()):
+            raise ValueError("query parameters must not contain NUL (U+0000) characters")
+        return data
 
 
 @dataclass(frozen=True)
@@ -176,7 +189,7 @@ def cors_headers(ctx: AppContext | None, origin: str | None) -> dict[str, str]:
 
 
 def _https(raw: func.HttpRequest) -> bool:
-    return raw.url.startswith("https://") or raw.headers.get("x-forwarded-proto", "") == "https"
+    return raw.url.startswith("https://") or str(raw.headers.get("x-forwarded-proto", "")) == "https"
 
 
 Handler = Callable[[Request, Any], Awaitable[Reply | BaseModel | list[Any] | dict[str, Any] | None]]

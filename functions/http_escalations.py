@@ -6,18 +6,16 @@ from typing import Literal
 from uuid import UUID
 
 import azure.durable_functions as df
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from functions.http_common import Request, api
+from functions.http_common import QueryParams, Request, api
 from shared.domain.models import EscalationPublic, EscalationResolve
 from shared.orchestration_names import EVENT_ESCALATION_RESOLVED
 
 bp = df.Blueprint()
 
 
-class EscalationQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class EscalationQuery(QueryParams):
     status: Literal["open", "resolved", "all"] = "open"
     team_id: UUID | None = None
     limit: int = Field(default=100, ge=1, le=500)

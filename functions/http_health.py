@@ -55,7 +55,7 @@ async def _redis(ctx: AppContext) -> Check:
     client = ctx.redis
 
     async def probe() -> None:
-        await client.ping()
+        await client.ping()  # type: ignore[misc]
 
     check = await _timed(probe)
     return check if check.status == "ok" else check.model_copy(update={"status": "degraded"})

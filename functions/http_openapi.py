@@ -94,8 +94,8 @@ def build_openapi() -> dict[str, Any]:
         if spec.auth:
             codes += ["401", "404", "409"]
         for code in sorted(set(codes)):
-            responses[code] = {"description": _ERRORS[code],
-                               "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}}
+            problem = {"schema": {"$ref": "#/components/schemas/Problem"}}
+            responses[code] = {"description": _ERRORS[code], "content": {"application/problem+json": problem}}
         if spec.name == "health":
             responses["503"] = {"description": "A required dependency is down",
                                 "content": {"application/json": {"schema": _schema_ref(spec.response)}}}

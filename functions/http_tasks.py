@@ -6,9 +6,9 @@ from typing import Literal
 from uuid import UUID
 
 import azure.durable_functions as df
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from functions.http_common import Reply, Request, api, next_link
+from functions.http_common import QueryParams, Reply, Request, api, next_link
 from shared.domain.errors import Conflict
 from shared.domain.models import AuditEventPublic, CheckpointPublic, EscalationResolve, TaskPublic
 from shared.domain.states import TaskStatus, TeamStatus
@@ -17,9 +17,7 @@ from shared.orchestration_names import EVENT_ESCALATION_RESOLVED, EVENT_RETRY
 bp = df.Blueprint()
 
 
-class TaskListQuery(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class TaskListQuery(QueryParams):
     status: TaskStatus | Literal["active"] | None = None
     team_id: UUID | None = None
     limit: int = Field(default=50, ge=1, le=200)

@@ -8,9 +8,9 @@ from typing import Any
 from uuid import UUID
 
 import azure.durable_functions as df
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from functions.http_common import Reply, Request, api, next_link
+from functions.http_common import QueryParams, Reply, Request, api, next_link
 from shared.domain.errors import Conflict, DependencyDown
 from shared.domain.models import (
     MessagePublic,
@@ -29,11 +29,7 @@ log = logging.getLogger(__name__)
 bp = df.Blueprint()
 
 
-class Query(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-
-class TeamListQuery(Query):
+class TeamListQuery(QueryParams):
     status: TeamStatus | None = None
     include: str | None = Field(default=None, description="comma-separated: members, tasks")
     limit: int = Field(default=50, ge=1, le=200)
@@ -50,16 +46,16 @@ class TeamListQuery(Query):
         return ",".join(sorted(parts))
 
 
-class TaskFilterQuery(Query):
+class TaskFilterQuery(QueryParams):
     status: TaskStatus | None = None
 
 
-class MessagesQuery(Query):
+class MessagesQuery(QueryParams):
     after: datetime | None = None
     limit: int = Field(default=200, ge=1, le=1000)
 
 
-class EventsQuery(Query):
+class EventsQuery(QueryParams):
     after_seq: int = Field(default=0, ge=0)
     limit: int = Field(default=1000, ge=1, le=5000)
 
@@ -77,7 +73,7 @@ async def teams_list(request: Request, query: TeamListQuery) -> Reply:
     services = request.ctx.services
 
     async def load() -> bytes:
-        page = await services.teams.list(
+        page = await services.teams.list_page(
             request.user.company_id, status=query.status, include_members="members" in include,
             include_tasks="tasks" in include, limit=query.limit, cursor=query.cursor,
         )

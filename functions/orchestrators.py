@@ -14,7 +14,7 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared.domain.failures import Escalate, Fail, FailureHandler, FailureType, Retry, parse_failure_type
+from shared.domain.failures import Escalate, FailureHandler, FailureType, Retry, parse_failure_type
 from shared.orchestration_names import (
     EVENT_CANCEL,
     EVENT_ESCALATION_RESOLVED,

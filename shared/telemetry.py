@@ -232,9 +232,7 @@ _telemetry_lock = threading.Lock()
 _telemetry_configured = False
 
 
-def configure_telemetry(
-    connection_string: str | None, *, credential: TokenCredential | None = None
-) -> bool:
+def configure_telemetry(connection_string: str | None, *, credential: TokenCredential | None = None) -> bool:
     """Export traces, metrics and logs to Application Insights when a connection string is set;
     returns whether telemetry is on. Idempotent. In Azure pass the managed identity as
     ``credential`` (local auth is disabled on the Application Insights resource)."""
@@ -295,8 +293,11 @@ class LlmTelemetry:
         call = LlmCall(provider=provider, model=model)
         attributes = {"gen_ai.system": provider, "gen_ai.request.model": model}
         with self._tracer.start_as_current_span(
-            "llm.call", kind=trace.SpanKind.CLIENT, attributes=attributes,
-            record_exception=False, set_status_on_exception=False,
+            "llm.call",
+            kind=trace.SpanKind.CLIENT,
+            attributes=attributes,
+            record_exception=False,
+            set_status_on_exception=False,
         ) as span:
             outcome = "ok"
             try:

@@ -90,6 +90,8 @@ def make_pool(dsn: str, *, min_size: int = 1, max_size: int = 10, name: str = "g
         name=name,
         timeout=10,
         max_idle=300,
+        max_lifetime=1800,
+        # No per-checkout liveness check: it costs a round trip on every request. A connection
+        # broken by a server restart fails its query once and the pool replaces it.
         kwargs={"autocommit": True, "prepare_threshold": 5},
-        check=AsyncConnectionPool.check_connection,
     )

@@ -51,7 +51,7 @@ def migrate_sync(dsn: str, directory: Path = MIGRATIONS_DIR) -> list[str]:
                 " version text PRIMARY KEY, checksum text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
+            done: dict[str, str] = dict(conn.execute("SELECT version, checksum FROM schema_migrations").fetchall())
             for migration in discover(directory):
                 if migration.version in done:
                     if done[migration.version] != migration.checksum:

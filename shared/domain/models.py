@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from shared.domain.states import TaskStatus, TeamStatus
 
@@ -16,10 +16,28 @@ MemberRole = Literal["manager", "worker"]
 EscalationAction = Literal["retry", "skip", "fail", "provide_input"]
 
 
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
 class Strict(BaseModel):
     """Request bodies: unknown fields are an error, so typos never pass silently."""
 
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul_characters(cls, data: Any) -> Any:
+        # PostgreSQL text cannot hold U+0000: refuse it here as invalid input, not later as a 500.
+        if _contains_nul(data):
+            raise ValueError("text must not contain NUL (U+0000) characters")
+        return data
 
 
 # --- auth -----------------------------------------------------------------------------------------

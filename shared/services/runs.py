@@ -68,7 +68,8 @@ class TeamRun:
             team = await self.s.teams.get(scope["company_id"], team_id)
             manager_id = await self._manager_id(team_id)
             try:
-                result = await manager.plan_goal(self.llm, goal=team.goal, workers=team.workers, model=self.manager_model)
+                result = await manager.plan_goal(self.llm, goal=team.goal, workers=team.workers,
+                                                 model=self.manager_model)
             except AgentFailed as failure:
                 await self._bill(failure.completions, team_id=team_id, key=f"plan:{team_id}:failed",
                                  member_id=manager_id, purpose="plan")

@@ -99,7 +99,7 @@ class TeamService:
             raise NotFound("team not found")
         return scope
 
-    async def list(
+    async def list_page(
         self,
         company_id: UUID,
         *,

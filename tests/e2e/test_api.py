@@ -91,8 +91,8 @@ async def test_malformed_json_is_400_wrong_types_422_oversize_413(http, auth):
     body = assert_problem(await http.post("/api/teams", headers=auth, json={"goal": 42, "workers": "many"}), 422)
     assert {tuple(e["loc"]) for e in body["errors"]} >= {("goal",), ("workers",)}
     assert_problem(await http.post("/api/teams", headers=auth, json={"goal": "x", "unexpected": 1}), 422)
-    assert_problem(await http.post("/api/teams", headers=auth, content=b'{"goal": "' + b"x" * (1024 * 1024 + 10) + b'"}'),
-                   413)
+    oversize = b'{"goal": "' + b"x" * (1024 * 1024 + 10) + b'"}'
+    assert_problem(await http.post("/api/teams", headers=auth, content=oversize), 413)
     assert_problem(await http.get("/api/teams?limit=0", headers=auth), 400)
     assert_problem(await http.get("/api/teams?status=sleeping", headers=auth), 400)
     assert_problem(await http.get("/api/teams?cursor=%%%", headers=auth), 400)

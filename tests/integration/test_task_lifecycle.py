@@ -122,7 +122,8 @@ async def test_illegal_task_transition_is_rejected_and_leaves_the_row(team_with_
 async def test_completed_task_cannot_fail_or_escalate(team_with_tasks, services):
     _, tasks, worker = team_with_tasks
     task = tasks[0]
-    for step in (lambda: services.tasks.assign(task.id, worker.id, SYSTEM), lambda: services.tasks.start(task.id, SYSTEM),
+    for step in (lambda: services.tasks.assign(task.id, worker.id, SYSTEM),
+                 lambda: services.tasks.start(task.id, SYSTEM),
                  lambda: services.tasks.submit_for_review(task.id, "o", SYSTEM),
                  lambda: services.tasks.approve(task.id, SYSTEM)):
         await step()

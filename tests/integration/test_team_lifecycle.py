@@ -106,12 +106,12 @@ async def test_concurrent_starts_of_one_team_exactly_one_wins(make_team, service
 async def test_list_is_newest_first_with_keyset_pages_and_includes(services, principal):
     for i in range(5):
         await services.teams.create(principal, TeamCreate(goal=f"goal {i}", workers=1))
-    first = await services.teams.list(principal.company_id, limit=2, include_members=True)
+    first = await services.teams.list_page(principal.company_id, limit=2, include_members=True)
     assert [t.goal for t in first.items] == ["goal 4", "goal 3"]
     assert first.items[0].members and first.items[0].tasks is None
-    second = await services.teams.list(principal.company_id, limit=2, cursor=first.next_cursor)
-    third = await services.teams.list(principal.company_id, limit=2, cursor=second.next_cursor)
+    second = await services.teams.list_page(principal.company_id, limit=2, cursor=first.next_cursor)
+    third = await services.teams.list_page(principal.company_id, limit=2, cursor=second.next_cursor)
     assert [t.goal for t in second.items + third.items] == ["goal 2", "goal 1", "goal 0"]
     assert third.next_cursor is None
-    pending = await services.teams.list(principal.company_id, status=TeamStatus.ACTIVE)
+    pending = await services.teams.list_page(principal.company_id, status=TeamStatus.ACTIVE)
     assert pending.items == []

@@ -22,8 +22,8 @@ from shared.domain.failures import (
     parse_failure_type,
 )
 from shared.domain.ids import uuid7
-from shared.domain.planning import ready_tasks, topological_order, validate_plan
 from shared.domain.models import PlannedTaskIn
+from shared.domain.planning import ready_tasks, topological_order, validate_plan
 from shared.domain.states import (
     TASK_TRANSITIONS,
     TERMINAL_TASK,
@@ -36,8 +36,8 @@ from shared.domain.states import (
 
 
 def test_terminal_states_have_no_way_out():
-    assert TERMINAL_TEAM == {TeamStatus.COMPLETED, TeamStatus.FAILED, TeamStatus.CANCELLED}
-    assert TERMINAL_TASK == {TaskStatus.COMPLETED, TaskStatus.FAILED}
+    assert {TeamStatus.COMPLETED, TeamStatus.FAILED, TeamStatus.CANCELLED} == TERMINAL_TEAM
+    assert {TaskStatus.COMPLETED, TaskStatus.FAILED} == TERMINAL_TASK
 
 
 def test_every_open_task_state_can_fail_or_escalate():

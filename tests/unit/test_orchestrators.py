@@ -18,7 +18,8 @@ def failing(failure_type: FailureType, times: int, then: Any):
     def activity(payload):
         state["n"] += 1
         if state["n"] <= times:
-            raise Exception(f"Activity function 'x' failed: ClassifiedFailure: {ClassifiedFailure(failure_type, 'boom')}")
+            error = ClassifiedFailure(failure_type, "boom")
+            raise Exception(f"Activity function 'x' failed: ClassifiedFailure: {error}")
         return then(payload) if callable(then) else then
 
     return activity
@@ -107,7 +108,7 @@ def test_escalation_resolved_with_fail_fails_the_task():
 
 
 def test_escalation_events_raised_as_json_text_are_understood():
-    result, ctx = _escalated("provide_input", input="the answer")
+    result, _ = _escalated("provide_input", input="the answer")
     ctx2 = FakeContext(TASK, task_activities(execute_task=failing(FailureType.NETWORK_TIMEOUT, 4, None)),
                        events={"escalation_resolved": ['{"action": "skip"}']})
     assert result["status"] == "completed"

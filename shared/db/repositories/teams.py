@@ -74,4 +74,7 @@ WHERE id = %(id)s AND awaiting_plan_approval <> %(awaiting)s
 RETURNING company_id
 """
 
-TEAM_SCOPE = "SELECT id, company_id, status, version, budget_usd, spent_usd, instance_id, approve_plan, awaiting_plan_approval FROM teams WHERE id = %(id)s"
+TEAM_SCOPE = """
+SELECT id, company_id, status, version, budget_usd, spent_usd, instance_id, approve_plan, awaiting_plan_approval
+FROM teams WHERE id = %(id)s
+"""

@@ -1,0 +1,78 @@
+"""The query cache and rate limiter on a real Redis, in-process, and during a Redis outage."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+import redis.asyncio as aioredis
+
+from shared.cache import LocalQueryCache, RateLimiter, RedisQueryCache
+
+
+def loader(values: list[bytes]):
+    calls = {"n": 0}
+
+    async def load() -> bytes:
+        calls["n"] += 1
+        return values[min(calls["n"], len(values)) - 1]
+
+    return load, calls
+
+
+@pytest.fixture
+async def redis_client(redis_url):
+    client = aioredis.Redis.from_url(redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.mark.redis
+async def test_redis_cache_hits_until_the_company_generation_is_bumped(redis_client):
+    cache = RedisQueryCache(redis_client, ttl_seconds=30)
+    company, other = uuid.uuid4(), uuid.uuid4()
+    load, calls = loader([b"v1", b"v2"])
+
+    assert await cache.get_or_load(company, "team:1", load) == b"v1"
+    assert await cache.get_or_load(company, "team:1", load) == b"v1"
+    await cache.invalidate(other)
+    assert await cache.get_or_load(company, "team:1", load) == b"v1"
+    await cache.invalidate(company)
+    assert await cache.get_or_load(company, "team:1", load) == b"v2"
+    assert calls["n"] == 2
+    assert (cache.stats.hits, cache.stats.misses) == (2, 2)
+
+
+async def test_redis_outage_degrades_to_the_loader_never_to_an_error():
+    dead = aioredis.Redis(host="127.0.0.1", port=1, socket_connect_timeout=0.2, socket_timeout=0.2)
+    cache = RedisQueryCache(dead)
+    load, calls = loader([b"fresh"])
+    assert await cache.get_or_load(uuid.uuid4(), "k", load) == b"fresh"
+    await cache.invalidate(uuid.uuid4())
+    assert calls["n"] == 1 and cache.stats.errors >= 2
+    limiter = RateLimiter(dead)
+    assert await limiter.hit("bucket", limit=1) is None
+    assert await limiter.hit("bucket", limit=1) is not None
+    assert limiter.errors == 2
+    await dead.aclose()
+
+
+async def test_in_process_cache_expires_and_invalidates():
+    cache = LocalQueryCache(ttl_seconds=30)
+    company = uuid.uuid4()
+    load, calls = loader([b"a", b"b"])
+    assert await cache.get_or_load(company, "k", load) == b"a"
+    assert await cache.get_or_load(company, "k", load) == b"a"
+    await cache.invalidate(company)
+    assert await cache.get_or_load(company, "k", load) == b"b"
+    assert calls["n"] == 2
+    assert cache.stats.hit_rate == pytest.approx(1 / 3)
+
+
+@pytest.mark.redis
+async def test_rate_limit_counts_per_bucket_in_redis(redis_client):
+    limiter = RateLimiter(redis_client)
+    bucket = f"test:{uuid.uuid4()}"
+    results = [await limiter.hit(bucket, limit=3) for _ in range(4)]
+    assert results[:3] == [None, None, None] and results[3] is not None and results[3] >= 1
+    assert await limiter.hit(f"{bucket}:other", limit=3) is None
