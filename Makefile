@@ -24,6 +24,7 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow and not browser"
 
 lint: $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-lint.txt
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy function_app.py functions shared devhost
 	@if [ -x scripts/check_infra.sh ]; then bash scripts/check_infra.sh; fi

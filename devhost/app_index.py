@@ -116,14 +116,16 @@ def read_host_settings(app_dir: Path) -> HostSettings:
     return HostSettings(route_prefix=str(prefix), hub_name=str(hub) if hub else None)
 
 
-def load_app(app_dir: Path, module_name: str = "function_app") -> Any:
-    """Import `<app_dir>/function_app.py` (with app_dir on sys.path) and return its `app`."""
-    script = app_dir / f"{module_name}.py"
+def load_app(app_dir: Path, *, module_name: str = "function_app") -> Any:
+    """Import `<app_dir>/function_app.py` and return its `app`.
+
+    The caller puts app_dir on sys.path when the app imports its own packages (DevHost does).
+    `module_name` is its name in sys.modules: tests load sample apps under other names so that
+    they never shadow the real `function_app`.
+    """
+    script = app_dir / "function_app.py"
     if not script.exists():
         raise AppLoadError(f"{script} does not exist")
-    root = str(app_dir.resolve())
-    if root not in sys.path:
-        sys.path.insert(0, root)
     spec = importlib.util.spec_from_file_location(module_name, script)
     if spec is None or spec.loader is None:
         raise AppLoadError(f"cannot import {script}")

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl
 import azure.functions as func
 from azure.functions.http import HttpRequest
 from starlette.types import ASGIApp, Receive, Scope, Send
+from werkzeug.datastructures import Headers
 
 from devhost.invoker import Invoker
 from devhost.routing import Router
@@ -61,7 +62,10 @@ def encode_response(result: Any) -> tuple[int, list[tuple[bytes, bytes]], bytes]
         body = result.get_body() or b""
         headers: list[tuple[bytes, bytes]] = []
         has_type = False
-        for name, value in result.headers.items():
+        raw_headers = result.headers
+        # werkzeug Headers (what func.HttpResponse uses) iterate as (name, value) pairs, repeats kept.
+        pairs = raw_headers if isinstance(raw_headers, Headers) else raw_headers.items()
+        for name, value in pairs:
             lower = name.lower()
             if lower in _SKIPPED_RESPONSE_HEADERS:
                 continue
@@ -106,8 +110,12 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
             return b"".join(chunks)
 
 
-def _headers(raw: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
-    headers: dict[str, str] = {}
+def _headers(raw: list[tuple[bytes, bytes]]) -> dict[str, str]:
+    """Request headers by lower-case name (ASGI servers send names lower-cased already)."""
+    headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in raw}
+    if len(headers) == len(raw):
+        return headers
+    headers = {}
     for name, value in raw:
         key = name.decode("latin-1").lower()
         text = value.decode("latin-1")
@@ -147,13 +155,12 @@ class FunctionsHttpApp:
         max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self._router = router
-        self._prefix = path_prefix
+        self._prefix = path_prefix.lower()
         self._executor = executor
         self._management = management_app
         self._max_body = max_body_bytes
         self._in_flight = 0
         self._idle = asyncio.Event()
-        self._idle.set()
         self._draining = False
 
     @property
@@ -163,9 +170,11 @@ class FunctionsHttpApp:
     def begin_drain(self) -> None:
         """Refuse new function requests from now on; running ones go on."""
         self._draining = True
+        if self._in_flight == 0:
+            self._idle.set()
 
     async def wait_idle(self, grace: float) -> bool:
-        """Wait up to `grace` seconds for running function requests; True when none is left."""
+        """After begin_drain(): wait up to `grace` s for running function requests; True if none is left."""
         try:
             await asyncio.wait_for(self._idle.wait(), grace)
         except TimeoutError:
@@ -187,10 +196,12 @@ class FunctionsHttpApp:
             return
         prefix = self._prefix
         if prefix:
-            if not path.startswith(prefix) or (len(path) > len(prefix) and path[len(prefix)] != "/"):
+            # The prefix is part of the route template: matched case-insensitively, like literals.
+            head, rest = path[: len(prefix)], path[len(prefix) :]
+            if (head != prefix and head.lower() != prefix) or (rest and rest[0] != "/"):
                 await _send(send, *problem(404, "Not Found"))
                 return
-            path = path[len(prefix) :] or "/"
+            path = rest or "/"
         method: str = scope["method"]
         found = self._router.match(method, path)
         invoker = found.target
@@ -206,12 +217,11 @@ class FunctionsHttpApp:
             await _send(send, *problem(503, "Service Unavailable", extra))
             return
         self._in_flight += 1
-        self._idle.clear()
         try:
             await self._invoke(invoker, scope, receive, send, found.route_params)
         finally:
             self._in_flight -= 1
-            if self._in_flight == 0:
+            if self._draining and self._in_flight == 0:
                 self._idle.set()
 
     async def _invoke(

@@ -57,11 +57,13 @@ class TimerScheduler:
         self._executor = executor
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         self.fired: dict[str, int] = {t.invoker.entry.name: 0 for t in self._timers}
 
     def start(self) -> None:
         for timer in self._timers:
-            self._tasks.append(asyncio.create_task(self._run(timer), name=f"timer:{timer.invoker.entry.name}"))
+            name = f"timer:{timer.invoker.entry.name}"
+            self._tasks.append(asyncio.create_task(self._run(timer), name=name))
 
     def next_due(self, name: str) -> datetime:
         """When the timer `name` fires next after now (for the banner and tests)."""
@@ -70,22 +72,27 @@ class TimerScheduler:
 
     async def stop(self, grace: float) -> None:
         """Stop scheduling; give a running invocation up to `grace` seconds, then cancel it."""
+        self._stopping.set()
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            logger.warning("timer %s did not stop within %.1fs: cancelled", task.get_name(), grace)
             task.cancel()
-        if tasks:
-            done, pending = await asyncio.wait(tasks, timeout=grace)
-            for task in pending:
-                logger.warning("timer %s did not stop within %.1fs", task.get_name(), grace)
+        if pending:
+            await asyncio.wait(pending)
 
     async def _run(self, timer: _Timer) -> None:
         if timer.run_on_startup:
             await self._fire(timer, due=self._clock())
-        while True:
+        while not self._stopping.is_set():
             now = self._clock()
             due = timer.schedule.next_after(now)
-            await asyncio.sleep(max(0.0, (due - now).total_seconds()))
-            await self._fire(timer, due=due)
+            try:
+                await asyncio.wait_for(self._stopping.wait(), max(0.0, (due - now).total_seconds()))
+            except TimeoutError:
+                await self._fire(timer, due=due)
 
     async def _fire(self, timer: _Timer, *, due: datetime) -> None:
         started = self._clock()

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from azure.functions.decorators.core import Function
+from azure.functions.decorators.function_app import Function
 
 ORCHESTRATION_TRIGGER = "orchestrationTrigger"
 ACTIVITY_TRIGGER = "activityTrigger"
@@ -43,10 +43,10 @@ class DurableFunctions:
             binding = trigger.get_dict_repr()
             kind = binding.get("type")
             if kind == ORCHESTRATION_TRIGGER:
-                name = binding.get("orchestration") or function.get_function_name()
+                name = str(binding.get("orchestration") or function.get_function_name())
                 found.orchestrators[name] = function.get_user_function()
             elif kind == ACTIVITY_TRIGGER:
-                name = binding.get("activity") or function.get_function_name()
+                name = str(binding.get("activity") or function.get_function_name())
                 found.activities[name] = ActivityFunction(
                     name=name, func=function.get_user_function(), input_name=str(binding["name"])
                 )

@@ -26,15 +26,9 @@ param deploymentContainerName string = 'app-package'
 param releasesContainerName string = 'releases'
 
 resource account 'Microsoft.Storage/storageAccounts@2023-05-01' = {
-  // checkov:skip=CKV_AZURE_33:Queue logging is collected through diagnostic settings on Log Analytics, not classic storage analytics.
   // checkov:skip=CKV_AZURE_59:Flex Consumption without VNet integration reaches its runtime storage on the public endpoint; access needs Entra ID (no shared keys).
   // checkov:skip=CKV_AZURE_35:Same reason as CKV_AZURE_59; network rules arrive with VNet integration (docs/production-checklist.md).
   // checkov:skip=CKV_AZURE_206:Replication is a per-environment parameter (skuName); prod uses ZRS.
-  // checkov:skip=CKV2_AZURE_1:Microsoft-managed keys are sufficient for runtime state; customer-managed keys are not required by our data classification.
-  // checkov:skip=CKV2_AZURE_33:Private endpoint arrives with VNet integration (docs/production-checklist.md).
-  // checkov:skip=CKV2_AZURE_38:Soft delete is set on the blob service below; checkov looks for it on the account.
-  // checkov:skip=CKV2_AZURE_40:allowSharedKeyAccess is false below.
-  // checkov:skip=CKV2_AZURE_41:No SAS is ever issued: shared keys are disabled.
   name: name
   location: location
   tags: tags

@@ -28,6 +28,7 @@ class AppHost:
 
 
 async def start_app(tmp_path: Path, database_url: str, **env: str) -> AppHost:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     process = await spawn_devhost(REPO, tmp_path, env={"DATABASE_URL": database_url, **env})
     demo = next((m for line in process.banner if (m := _DEMO.search(line))), None)
     email, password = (demo.group(1), demo.group(2)) if demo else ("", "")

@@ -1,0 +1,74 @@
+"""Command line of devhost: `serve` runs the app locally, `run` gives a goal to a team."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from devhost.goal_runner import GoalRun, RunError, run_goal
+from devhost.server import ServeOptions, serve
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run_host = commands.add_parser("serve", help="run the function app locally")
+    run_host.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    run_host.add_argument("--port", type=int, default=7071, help="HTTP port (default 7071; 0 = any free)")
+    run_host.add_argument("--pubsub-port", type=int, default=7072, help="Web PubSub emulator port")
+    run_host.add_argument("--data-dir", type=Path, default=Path(".devhost"), help="embedded Postgres, keys")
+    run_host.add_argument("--app-dir", type=Path, default=Path("."), help="where function_app.py is")
+    run_host.add_argument("--grace", type=float, default=10.0, help="seconds to drain requests on shutdown")
+    run_host.add_argument("--no-migrate", action="store_true", help="skip migrations and the demo login")
+    run_host.add_argument("--access-log", action="store_true", help="log every HTTP request")
+
+    goal = commands.add_parser("run", help="give a goal to a team and watch it until it finishes")
+    goal.add_argument("goal", help="what the team should achieve")
+    goal.add_argument("--url", help="a running devhost or deployment (default: start one)")
+    goal.add_argument("--email", help="login email (default: the demo login of the data dir)")
+    goal.add_argument("--password", help="login password")
+    goal.add_argument("--budget", type=float, dest="budget_usd", help="team budget in USD")
+    goal.add_argument("--workers", type=int, help="number of worker agents")
+    goal.add_argument("--port", type=int, default=7071, help="port of the devhost to start or find")
+    goal.add_argument("--data-dir", type=Path, default=Path(".devhost"))
+    goal.add_argument("--app-dir", type=Path, default=Path("."))
+    goal.add_argument("--timeout", type=float, default=3600.0, dest="timeout_seconds", help="give up after")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "serve":
+        return serve(
+            ServeOptions(
+                host=args.host,
+                port=args.port,
+                pubsub_port=args.pubsub_port,
+                data_dir=args.data_dir,
+                app_dir=args.app_dir,
+                grace_seconds=args.grace,
+                migrate=not args.no_migrate,
+                access_log=args.access_log,
+            )
+        )
+    try:
+        return run_goal(
+            GoalRun(
+                goal=args.goal,
+                url=args.url,
+                email=args.email,
+                password=args.password,
+                budget_usd=args.budget_usd,
+                workers=args.workers,
+                data_dir=args.data_dir,
+                app_dir=args.app_dir,
+                port=args.port,
+                timeout_seconds=args.timeout_seconds,
+            )
+        )
+    except RunError as exc:
+        print(f"error: {exc}")
+        return 1

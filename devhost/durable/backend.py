@@ -1,0 +1,219 @@
+"""`DurableBackend`: the Functions host + Durable Task extension role, on PostgreSQL.
+
+The same `df.DFApp` orchestrators and activities, and the real `DurableOrchestrationClient`,
+run unchanged against it. How it works: docs/durable-backend.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+from uuid import UUID
+
+from psycopg import AsyncConnection, sql
+from psycopg_pool import AsyncConnectionPool
+from starlette.applications import Starlette
+
+from . import parse_cache
+from .instances import InstanceAdmin
+from .management import build_management_app
+from .registry import DurableFunctions
+from .store import WorkerStore, channel_name, check_schema_name, connection_kwargs, create_schema
+from .workers import ActivityWorker, EpisodeWorker, Wakeup, WorkerStats
+
+log = logging.getLogger("devhost.durable")
+
+
+class DurableBackend:
+    """Runs orchestrator episodes and activities of `functions` from tables in `schema`.
+
+    Several backends (processes) may share one database; work is leased, so a killed process
+    loses nothing and its claims are taken over once `lease_seconds` have passed.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        functions: DurableFunctions,
+        *,
+        task_hub: str = "ghostpirates",
+        schema: str = "durable",
+        activity_concurrency: int = 8,
+        lease_seconds: float = 30,
+        episode_lanes: int = 2,
+        episode_batch: int = 16,
+        poll_interval: float = 0.5,
+        replay_inline_max_events: int = 200,
+    ) -> None:
+        self.dsn = dsn
+        self.functions = functions
+        self.task_hub = task_hub
+        self.schema = check_schema_name(schema)
+        self.activity_concurrency = activity_concurrency
+        self.lease_seconds = lease_seconds
+        self.episode_lanes = episode_lanes
+        self.episode_batch = episode_batch
+        self.poll_interval = poll_interval
+        self.replay_inline_max_events = replay_inline_max_events
+        self.stats = WorkerStats()
+        self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._listener: AsyncConnection[Any] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._service_tasks: list[asyncio.Task[None]] = []
+        self._held: set[UUID] = set()
+        self._own_pids: set[int] = set()
+        self._episodes_wake = Wakeup()
+        self._activities_wake = Wakeup()
+        self._replay_executor: ThreadPoolExecutor | None = None
+        self._activity_executor: ThreadPoolExecutor | None = None
+        self._episodes: EpisodeWorker | None = None
+        self._activities: ActivityWorker | None = None
+        self.management_app: Starlette = build_management_app(self.admin, functions)
+
+    def admin(self) -> InstanceAdmin:
+        """Management operations without HTTP (start, status, events, terminate, purge)."""
+        if self._pool is None:
+            raise RuntimeError("DurableBackend.start() has not been awaited")
+        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake)
+
+    async def start(self) -> None:
+        """Create the schema if needed, then start listening and the worker loops."""
+        parse_cache.install()
+        await create_schema(self.dsn, self.schema)
+        self._pool = AsyncConnectionPool(
+            self.dsn,
+            min_size=2,
+            max_size=4 + self.episode_lanes * 4,
+            kwargs=connection_kwargs(self.schema),
+            configure=self._remember_pid,
+            open=False,
+            timeout=30,
+        )
+        await self._pool.open(wait=True)
+        store = WorkerStore(self._pool, self.lease_seconds)
+        self._replay_executor = ThreadPoolExecutor(1, thread_name_prefix="durable-replay")
+        self._activity_executor = ThreadPoolExecutor(
+            self.activity_concurrency, thread_name_prefix="durable-activity"
+        )
+        self._episodes = EpisodeWorker(
+            store, self.functions.orchestrators, self._replay_executor, self.stats, self._held,
+            batch=self.episode_batch, poll_interval=self.poll_interval,
+            inline_max_events=self.replay_inline_max_events,
+        )
+        self._activities = ActivityWorker(
+            store, self.functions.activities, self._activity_executor, self.stats, self._held,
+            concurrency=self.activity_concurrency, poll_interval=self.poll_interval,
+        )
+        self._episodes.on_scheduled = self._activities_wake.wake
+        self._episodes.on_messages = self._episodes_wake.wake
+        self._activities.on_recorded = self._episodes_wake.wake
+        self._listener = await AsyncConnection.connect(self.dsn, autocommit=True)
+        await self._listener.execute(
+            sql.SQL("LISTEN {}").format(sql.Identifier(channel_name(self.schema)))
+        )
+        spawn = asyncio.create_task
+        self._service_tasks = [
+            spawn(self._listen(), name="durable listen"),
+            spawn(self._renew_leases(), name="durable leases"),
+            spawn(self._activities.record_completions(), name="durable completions"),
+        ]
+        self._tasks = [
+            spawn(self._episodes.run(self._episodes_wake.new()), name=f"durable episodes {n}")
+            for n in range(self.episode_lanes)
+        ]
+        activity_wake = self._activities_wake.new()
+        self._tasks.append(spawn(self._activities.run(activity_wake), name="durable activities"))
+
+    async def stop(self, grace: float = 10) -> None:
+        """Stop claiming, let running work finish within `grace`, release what is left."""
+        episodes, activities = self._episodes, self._activities
+        if episodes is None or activities is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        episodes.stopping = activities.stopping = True
+        self._episodes_wake.wake()
+        self._activities_wake.wake()
+        activities.slot_free.set()
+        _, late = await asyncio.wait(self._tasks, timeout=max(0.1, deadline - loop.time()))
+        running = list(activities.running)
+        if running:
+            await asyncio.wait(running, timeout=max(0.0, deadline - loop.time()))
+        for task in [*late, *activities.running]:
+            task.cancel()
+        await asyncio.gather(*late, *running, return_exceptions=True)
+        await activities.drain()
+        if self._held:
+            with contextlib.suppress(Exception):
+                await WorkerStore(self._pool, self.lease_seconds).release(list(self._held))  # type: ignore[arg-type]
+        for task in self._service_tasks:
+            task.cancel()
+        await asyncio.gather(*self._service_tasks, return_exceptions=True)
+        if self._listener is not None:
+            await self._listener.close()
+        if self._pool is not None:
+            await self._pool.close()
+        for executor in (self._replay_executor, self._activity_executor):
+            if executor is not None:
+                executor.shutdown(wait=False, cancel_futures=True)
+        self._episodes = self._activities = None
+
+    def client_binding(self, rpc_base_url: str) -> str:
+        """The JSON a `durable_client_input` parameter receives (protocol §5)."""
+        base = rpc_base_url if rpc_base_url.endswith("/") else rpc_base_url + "/"
+        query = f"taskHub={self.task_hub}&connection=Storage"
+        instance = f"{base}instances/INSTANCEID"
+        create = f"{base}orchestrators/{{functionName}}[/{{instanceId}}]"
+        return json.dumps(
+            {
+                "taskHubName": self.task_hub,
+                "creationUrls": {
+                    "createNewInstancePostUri": f"{create}?{query}",
+                    "createAndWaitOnNewInstancePostUri": (
+                        f"{create}?timeout={{timeoutInSeconds}}&pollingInterval={{intervalInSeconds}}&{query}"
+                    ),
+                },
+                "managementUrls": {
+                    "id": "INSTANCEID",
+                    "statusQueryGetUri": f"{instance}?{query}",
+                    "sendEventPostUri": f"{instance}/raiseEvent/{{eventName}}?{query}",
+                    "terminatePostUri": f"{instance}/terminate?reason={{text}}&{query}",
+                    "rewindPostUri": f"{instance}/rewind?reason={{text}}&{query}",
+                    "purgeHistoryDeleteUri": f"{instance}?{query}",
+                    "restartPostUri": f"{instance}/restart?{query}",
+                    "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
+                    "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
+                },
+                "rpcBaseUrl": base,
+                "requiredQueryStringParameters": query,
+            }
+        )
+
+    async def _remember_pid(self, conn: AsyncConnection[Any]) -> None:
+        self._own_pids.add(conn.info.backend_pid)
+
+    async def _listen(self) -> None:
+        """Wake the loops on NOTIFY; if the connection drops, the loops still poll."""
+        assert self._listener is not None
+        try:
+            async for note in self._listener.notifies():
+                if note.pid in self._own_pids:  # woken locally already, without the round trip
+                    continue
+                (self._activities_wake if note.payload == "a" else self._episodes_wake).wake()
+        except Exception:
+            log.exception("durable LISTEN connection lost; falling back to polling")
+
+    async def _renew_leases(self) -> None:
+        """Keep this worker's claims alive while their work runs (LLM calls can be slow)."""
+        store = WorkerStore(self._pool, self.lease_seconds)  # type: ignore[arg-type]
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            if self._held:
+                try:
+                    await store.renew(list(self._held))
+                except Exception:
+                    log.exception("renewing durable leases failed")

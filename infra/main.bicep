@@ -1,0 +1,234 @@
+// Ghost Pirates on Azure: one resource group per environment. Secrets enter only as @secure()
+// parameters (read from the deployer's environment by the .bicepparam files) or are derived from
+// resource keys inside the module that owns them, and are written straight into Key Vault; the
+// app sees them only as Key Vault references. No output carries a secret.
+// Layout and decisions: docs/infrastructure.md. Deploy: scripts/deploy.sh.
+
+targetScope = 'resourceGroup'
+
+@description('Environment name; drives names, sizes and protections.')
+@allowed([
+  'dev'
+  'staging'
+  'prod'
+])
+param environmentName string
+
+param location string = resourceGroup().location
+
+@description('Short prefix for resource names.')
+@minLength(2)
+@maxLength(6)
+param namePrefix string = 'gp'
+
+@description('Address the on-call alerts are sent to.')
+param alertEmail string
+
+// --- secrets (never defaults with values, never outputs) ---
+param postgresAdminLogin string = 'gpadmin'
+
+@secure()
+param postgresAdminPassword string
+
+@description('JSON {"<kid>": "<secret>"}; empty keeps the secret already in Key Vault.')
+@secure()
+param jwtSigningKeys string = ''
+
+@secure()
+param anthropicApiKey string = ''
+
+@secure()
+param openaiApiKey string = ''
+
+// --- sizes and protections per environment ---
+param storageSkuName string = 'Standard_LRS'
+param postgresSkuName string = 'Standard_B1ms'
+param postgresSkuTier string = 'Burstable'
+param postgresStorageSizeGB int = 32
+param postgresBackupRetentionDays int = 7
+param postgresGeoRedundantBackup bool = false
+param postgresHighAvailability bool = false
+param redisSkuName string = 'Basic'
+param redisCapacity int = 0
+param webPubSubSkuName string = 'Free_F1'
+param webPubSubCapacity int = 1
+param functionMaximumInstanceCount int = 40
+param functionInstanceMemoryMB int = 2048
+param functionAlwaysReadyHttpInstances int = 0
+param logRetentionInDays int = 30
+
+// --- plain app settings ---
+param llmProvider string = 'auto'
+param llmModelManager string = ''
+param llmModelWorker string = ''
+param jwtActiveKid string = 'k1'
+param teamMaxParallel int = 3
+param logLevel string = 'INFO'
+param dbPoolMaxSize int = 10
+param corsAllowedOrigins array = []
+
+// --- alert thresholds ---
+param http5xxPercentThreshold int = 5
+param p95LatencyMsThreshold int = 2000
+param databaseCpuPercentThreshold int = 80
+
+var suffix = uniqueString(subscription().id, resourceGroup().id, environmentName)
+var baseName = '${namePrefix}-${environmentName}'
+var tags = {
+  application: 'ghost-pirates'
+  environment: environmentName
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    name: take('kv${namePrefix}${environmentName}${suffix}', 24)
+    location: location
+    tags: tags
+    jwtSigningKeys: jwtSigningKeys
+    anthropicApiKey: anthropicApiKey
+    openaiApiKey: openaiApiKey
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    name: take('st${namePrefix}${environmentName}${suffix}', 24)
+    location: location
+    tags: tags
+    skuName: storageSkuName
+  }
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    workspaceName: '${baseName}-logs'
+    appInsightsName: '${baseName}-appi'
+    location: location
+    tags: tags
+    retentionInDays: logRetentionInDays
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
+module postgres 'modules/postgres.bicep' = {
+  name: 'postgres'
+  params: {
+    name: '${baseName}-pg-${suffix}'
+    location: location
+    tags: tags
+    skuName: postgresSkuName
+    skuTier: postgresSkuTier
+    storageSizeGB: postgresStorageSizeGB
+    backupRetentionDays: postgresBackupRetentionDays
+    geoRedundantBackup: postgresGeoRedundantBackup
+    highAvailability: postgresHighAvailability
+    administratorLogin: postgresAdminLogin
+    administratorLoginPassword: postgresAdminPassword
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
+module redis 'modules/redis.bicep' = {
+  name: 'redis'
+  params: {
+    name: '${baseName}-redis-${suffix}'
+    location: location
+    tags: tags
+    skuName: redisSkuName
+    capacity: redisCapacity
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
+module webPubSub 'modules/webpubsub.bicep' = {
+  name: 'webpubsub'
+  params: {
+    name: '${baseName}-wps-${suffix}'
+    location: location
+    tags: tags
+    skuName: webPubSubSkuName
+    capacity: webPubSubCapacity
+    keyVaultName: keyVault.outputs.name
+  }
+}
+
+// Created after every secret-writing module so the Key Vault references resolve on first start.
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    name: '${baseName}-func-${suffix}'
+    planName: '${baseName}-plan'
+    location: location
+    tags: tags
+    environmentName: environmentName
+    storageAccountName: storage.outputs.name
+    storageBlobEndpoint: storage.outputs.blobEndpoint
+    deploymentContainerName: storage.outputs.deploymentContainerName
+    keyVaultUri: keyVault.outputs.uri
+    maximumInstanceCount: functionMaximumInstanceCount
+    instanceMemoryMB: functionInstanceMemoryMB
+    alwaysReadyHttpInstances: functionAlwaysReadyHttpInstances
+    llmProvider: llmProvider
+    llmModelManager: llmModelManager
+    llmModelWorker: llmModelWorker
+    jwtActiveKid: jwtActiveKid
+    teamMaxParallel: teamMaxParallel
+    logLevel: logLevel
+    dbPoolMaxSize: dbPoolMaxSize
+    corsAllowedOrigins: corsAllowedOrigins
+  }
+  dependsOn: [
+    monitoring
+    postgres
+    redis
+    webPubSub
+  ]
+}
+
+module roles 'modules/roles.bicep' = {
+  name: 'roles'
+  params: {
+    principalId: functionApp.outputs.principalId
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
+    appInsightsName: monitoring.outputs.appInsightsName
+  }
+}
+
+module webPubSubHub 'modules/webpubsub-hub.bicep' = {
+  name: 'webpubsub-hub'
+  params: {
+    webPubSubName: webPubSub.outputs.name
+    appHostName: functionApp.outputs.defaultHostName
+  }
+}
+
+module alerts 'modules/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    namePrefix: baseName
+    location: location
+    tags: tags
+    appInsightsId: monitoring.outputs.appInsightsId
+    postgresServerId: postgres.outputs.id
+    appHostName: functionApp.outputs.defaultHostName
+    alertEmail: alertEmail
+    http5xxPercentThreshold: http5xxPercentThreshold
+    p95LatencyMsThreshold: p95LatencyMsThreshold
+    databaseCpuPercentThreshold: databaseCpuPercentThreshold
+  }
+}
+
+// Names and endpoints only: what scripts/deploy.sh needs to find things.
+output functionAppName string = functionApp.outputs.name
+output functionAppHostName string = functionApp.outputs.defaultHostName
+output keyVaultName string = keyVault.outputs.name
+output keyVaultUri string = keyVault.outputs.uri
+output storageAccountName string = storage.outputs.name
+output releasesContainerName string = storage.outputs.releasesContainerName
+output postgresServerName string = postgres.outputs.name
+output postgresFqdn string = postgres.outputs.fqdn
+output appInsightsName string = monitoring.outputs.appInsightsName

@@ -1,0 +1,23 @@
+"""A backend + management API in its own process, for the crash test: prints READY <rpcBaseUrl>."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from devhost.durable import DurableBackend
+
+from .conftest import serve
+from .sample_app import FUNCTIONS
+
+
+async def main(dsn: str, lease_seconds: float) -> None:
+    backend = DurableBackend(dsn, FUNCTIONS, lease_seconds=lease_seconds, activity_concurrency=4)
+    await backend.start()
+    _, served, rpc = await serve(backend)
+    print("READY", rpc, flush=True)
+    await served
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], float(sys.argv[2])))

@@ -1,0 +1,160 @@
+"""Whole teams run by the Durable backend in devhost with the offline provider."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from tests.e2e.conftest import register, start_app, stop_app
+
+pytestmark = pytest.mark.slow
+TERMINAL = {"completed", "failed", "cancelled"}
+
+
+async def wait_for(http: httpx.AsyncClient, auth: dict[str, str], team_id: str, predicate, seconds: float = 60) -> dict:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        team = (await http.get(f"/api/teams/{team_id}", headers=auth)).json()
+        if predicate(team):
+            return team
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"team never got there: {team['status']} {[t['status'] for t in team['tasks']]}")
+        await asyncio.sleep(0.1)
+
+
+async def run_team(http, auth, goal: str, **extra: Any) -> str:
+    team = (await http.post("/api/teams", headers=auth, json={"goal": goal, **extra})).json()
+    started = await http.post(f"/api/teams/{team['id']}/start", headers=auth)
+    assert started.status_code == 202, started.text
+    assert started.json()["instance_id"]
+    return str(team["id"])
+
+
+def assert_clean_history(database_url: str, team_id: str) -> None:
+    """Every task's status changes form one unbroken chain (no transition applied twice), and the
+    team's event seq is gap-free."""
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT task_id, payload->>'from', payload->>'to' FROM audit_events WHERE team_id = %s"
+            " AND event_type = 'task.status_changed' ORDER BY created_at, id", (team_id,)).fetchall()
+        seqs = [r[0] for r in conn.execute("SELECT seq FROM team_events WHERE team_id = %s ORDER BY seq",
+                                           (team_id,)).fetchall()]
+    chains: dict[Any, str] = {}
+    for task_id, source, target in rows:
+        assert chains.get(task_id, "pending") == source, f"task {task_id}: {source}->{target} after {chains.get(task_id)}"
+        chains[task_id] = target
+    assert seqs == list(range(1, len(seqs) + 1))
+
+
+async def test_a_team_plans_works_reviews_and_completes(http, auth, app_host):
+    team_id = await run_team(http, auth, "Build a web scraper for product prices")
+    team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL)
+
+    assert team["status"] == "completed" and team["result"] and team["completed_at"]
+    assert 2 <= len(team["tasks"]) <= 12
+    assert all(t["status"] == "completed" and t["output"] and t["completion_time"] for t in team["tasks"])
+    assert any(t["revision_count"] > 0 for t in team["tasks"]), "the offline reviewer asks for some revisions"
+    for task in team["tasks"]:
+        checkpoints = (await http.get(f"/api/tasks/{task['id']}/checkpoints", headers=auth)).json()
+        assert [c["step_number"] for c in checkpoints] == list(range(1, len(checkpoints) + 1))
+        assert len(checkpoints) >= 2
+    costs = (await http.get(f"/api/teams/{team_id}/costs", headers=auth)).json()
+    assert float(costs["total_usd"]) > 0 and {m["key"] for m in costs["by_model"]} == {"offline-manager", "offline-worker"}
+    audit = (await http.get(f"/api/audit?team_id={team_id}&limit=500", headers=auth)).json()
+    types = {e["event_type"] for e in audit}
+    assert {"team.created", "team.status_changed", "task.created", "task.status_changed", "checkpoint.created",
+            "llm.call"} <= types
+    messages = (await http.get(f"/api/teams/{team_id}/messages", headers=auth)).json()
+    assert messages[0]["kind"] == "plan" and messages[-1]["kind"] == "summary"
+    events = (await http.get(f"/api/teams/{team_id}/events?after_seq=0", headers=auth)).json()
+    assert events[-1]["type"] == "team.status_changed" and events[-1]["data"]["to"] == "completed"
+    assert_clean_history(app_host.database_url, team_id)
+
+
+async def test_budget_escalation_resolved_through_the_api_resumes_the_run(http, auth):
+    team_id = await run_team(http, auth, "Write a market analysis of electric bikes", budget_usd=0.0001)
+    team = await wait_for(http, auth, team_id, lambda t: t["status"] == "paused")
+    escalations = (await http.get(f"/api/escalations?team_id={team_id}", headers=auth)).json()
+    assert [e["failure_type"] for e in escalations] == ["budget_exceeded"]
+
+    resolved = await http.post(f"/api/escalations/{escalations[0]['id']}/resolve", headers=auth,
+                               json={"action": "retry", "input": "50", "note": "more budget"})
+    assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
+    team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL)
+    assert team["status"] == "completed" and float(team["budget_usd"]) == 50
+    again = await http.post(f"/api/escalations/{escalations[0]['id']}/resolve", headers=auth, json={"action": "skip"})
+    assert again.status_code == 409
+
+
+async def test_plan_approval_waits_and_runs_the_edited_plan(http, auth):
+    team_id = await run_team(http, auth, "Plan a team offsite", approve_plan=True)
+    team = await wait_for(http, auth, team_id, lambda t: t["awaiting_plan_approval"])
+    assert team["status"] == "planning" and team["tasks"]
+    edited = [{"key": "venue", "title": "Pick a venue", "acceptance_criteria": ["venue booked"]},
+              {"key": "agenda", "title": "Write the agenda", "acceptance_criteria": ["agenda shared"],
+               "dependencies": ["venue"]}]
+    approved = await http.post(f"/api/teams/{team_id}/plan/approve", headers=auth, json={"tasks": edited})
+    assert approved.status_code == 202, approved.text
+    team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL)
+    assert team["status"] == "completed"
+    assert [t["title"] for t in team["tasks"]] == ["Pick a venue", "Write the agenda"]
+
+
+async def test_plan_approval_of_a_team_that_is_not_waiting_conflicts(http, auth):
+    team = (await http.post("/api/teams", headers=auth, json={"goal": "x"})).json()
+    response = await http.post(f"/api/teams/{team['id']}/plan/approve", headers=auth, json={})
+    assert response.status_code == 409
+
+
+async def test_pause_resume_and_cancel_while_running(tmp_path, migrated_database_url):
+    host = await start_app(tmp_path, migrated_database_url, OFFLINE_LLM_LATENCY_MS="60")
+    try:
+        async with httpx.AsyncClient(base_url=host.base_url, timeout=20) as http:
+            auth = await register(http)
+            team_id = await run_team(http, auth, "Design a logo for a coffee shop")
+            await wait_for(http, auth, team_id, lambda t: t["status"] == "active")
+            assert (await http.post(f"/api/teams/{team_id}/pause", headers=auth)).status_code == 202
+            assert (await http.post(f"/api/teams/{team_id}/resume", headers=auth)).status_code == 202
+            team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL, seconds=90)
+            assert team["status"] == "completed"
+
+            other = await run_team(http, auth, "Write a novel about ghosts")
+            await wait_for(http, auth, other, lambda t: t["status"] == "active")
+            assert (await http.post(f"/api/teams/{other}/cancel", headers=auth)).status_code == 202
+            await asyncio.sleep(1.5)
+            team = (await http.get(f"/api/teams/{other}", headers=auth)).json()
+            assert team["status"] == "cancelled"
+            assert not any(t["status"] == "completed" and t["completion_time"] > team["completed_at"]
+                           for t in team["tasks"])
+    finally:
+        await stop_app(host)
+
+
+async def test_sigkill_mid_run_then_restart_completes_without_duplicated_transitions(tmp_path, migrated_database_url):
+    env = {"OFFLINE_LLM_LATENCY_MS": "40"}
+    host = await start_app(tmp_path / "first", migrated_database_url, **env)
+    async with httpx.AsyncClient(base_url=host.base_url, timeout=20) as http:
+        auth = await register(http)
+        team_ids = [await run_team(http, auth, goal) for goal in
+                    ("Build a web scraper for product prices", "Write a guide to sourdough baking")]
+        await wait_for(http, auth, team_ids[0],
+                       lambda t: sum(task["status"] == "completed" for task in t["tasks"]) >= 1, seconds=60)
+    os.kill(host.process.process.pid, signal.SIGKILL)
+    await host.process.process.wait()
+
+    restarted = await start_app(tmp_path / "second", migrated_database_url, **env)
+    try:
+        async with httpx.AsyncClient(base_url=restarted.base_url, timeout=20) as http:
+            for team_id in team_ids:
+                team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL, seconds=120)
+                assert team["status"] == "completed"
+                assert all(t["status"] == "completed" for t in team["tasks"])
+                assert_clean_history(migrated_database_url, team_id)
+    finally:
+        await stop_app(restarted)
