@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 from uuid import UUID
 
 import azure.durable_functions as df
@@ -11,6 +13,9 @@ import azure.durable_functions as df
 from shared.agents.llm import build_provider
 from shared.runtime import get_context, model_names
 from shared.services.runs import TeamRun
+from shared.telemetry import bind_log_context
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 bp = df.Blueprint()
@@ -35,36 +40,54 @@ async def team_run() -> TeamRun:
     return _run
 
 
+def logged(activity: Callable[[dict[str, Any]], Awaitable[T]]) -> Callable[[dict[str, Any]], Awaitable[T]]:
+    """Bind the payload's team and task ids to every log line the activity writes."""
+
+    @functools.wraps(activity)
+    async def run(payload: dict[str, Any]) -> T:
+        with bind_log_context(team_id=payload.get("team_id"), task_id=payload.get("task_id"),
+                              instance_id=payload.get("instance_id")):
+            return await activity(payload)
+
+    return run
+
+
 def _id(payload: dict[str, Any], key: str) -> UUID:
     return UUID(str(payload[key]))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def plan_team(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).plan(_id(payload, "team_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def load_plan(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).load_plan(_id(payload, "team_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def activate_team(payload: dict[str, Any]) -> str:
     return await (await team_run()).activate(_id(payload, "team_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def team_status(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).status(_id(payload, "team_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def pause_for_budget(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).pause_for_budget(_id(payload, "team_id"), str(payload["instance_id"]))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def apply_budget_decision(payload: dict[str, Any]) -> str:
     return await (await team_run()).apply_budget_decision(
         _id(payload, "team_id"), str(payload["action"]), payload.get("input")
@@ -72,41 +95,49 @@ async def apply_budget_decision(payload: dict[str, Any]) -> str:
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def summarize_team(payload: dict[str, Any]) -> str:
     return await (await team_run()).summarize(_id(payload, "team_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def fail_team(payload: dict[str, Any]) -> str:
     return await (await team_run()).fail(_id(payload, "team_id"), str(payload["reason"]))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def assign_task(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).assign(_id(payload, "task_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def start_task(payload: dict[str, Any]) -> str:
     return await (await team_run()).start(_id(payload, "task_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def execute_task(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).execute(_id(payload, "task_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def submit_task(payload: dict[str, Any]) -> str:
     return await (await team_run()).submit(_id(payload, "task_id"), str(payload["output"]))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def review_task(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).review(_id(payload, "task_id"))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def escalate_task(payload: dict[str, Any]) -> str:
     return await (await team_run()).escalate(
         _id(payload, "task_id"), str(payload["reason"]), str(payload["failure_type"]), str(payload["instance_id"])
@@ -114,6 +145,7 @@ async def escalate_task(payload: dict[str, Any]) -> str:
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def apply_escalation_decision(payload: dict[str, Any]) -> str:
     return await (await team_run()).apply_escalation_decision(
         _id(payload, "task_id"), str(payload["action"]), payload.get("note"), payload.get("input")
@@ -121,10 +153,12 @@ async def apply_escalation_decision(payload: dict[str, Any]) -> str:
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def fail_task(payload: dict[str, Any]) -> str:
     return await (await team_run()).fail_task(_id(payload, "task_id"), str(payload["reason"]))
 
 
 @bp.activity_trigger(input_name="payload")
+@logged
 async def reopen_task(payload: dict[str, Any]) -> str:
     return await (await team_run()).reopen(_id(payload, "task_id"))

@@ -24,6 +24,7 @@ from shared.domain.errors import DomainError, Invalid, RateLimited
 from shared.domain.models import Principal
 from shared.runtime import AppContext, get_context
 from shared.security import bearer_token
+from shared.telemetry import bind_log_context
 
 log = logging.getLogger("ghost_pirates.http")
 
@@ -198,6 +199,12 @@ Handler = Callable[[Request, Any], Awaitable[Reply | BaseModel | list[Any] | dic
 async def run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client: Any = None) -> func.HttpResponse:
     given = raw.headers.get("x-request-id", "")
     request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+    with bind_log_context(request_id=request_id):
+        return await _run(raw, spec, handler, client, request_id)
+
+
+async def _run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client: Any,
+               request_id: str) -> func.HttpResponse:
     ctx: AppContext | None = None
     extra: dict[str, str] = {}
     try:

@@ -14,6 +14,7 @@ from shared.config import Settings, get_settings
 from shared.db.database import Changes, Database, make_pool
 from shared.security import KeySource, TokenService
 from shared.services import Services
+from shared.telemetry import configure_logging, configure_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,12 @@ def model_names(settings: Settings) -> tuple[str, str]:
 
 
 async def build_context(settings: Settings) -> AppContext:
+    configure_logging(settings.LOG_LEVEL)
+    if settings.APPLICATIONINSIGHTS_CONNECTION_STRING:
+        from azure.identity import ManagedIdentityCredential
+
+        # Application Insights accepts telemetry only when signed in with the app's identity.
+        configure_telemetry(settings.APPLICATIONINSIGHTS_CONNECTION_STRING, credential=ManagedIdentityCredential())
     pool = make_pool(settings.database_url, min_size=settings.DB_POOL_MIN_SIZE, max_size=settings.DB_POOL_MAX_SIZE)
     await pool.open(wait=False)
     db = Database(pool)

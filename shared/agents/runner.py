@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from shared.agents.llm import AgentFailed, Completion, LLMProvider, Message, ProviderOutputInvalid
 from shared.agents.prompt_templates import PromptTemplate
 from shared.domain.failures import ClassifiedFailure, FailureType
+from shared.telemetry import LlmCall, llm_call_span
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -26,6 +27,12 @@ class AgentResult(Generic[T]):
     value: T
     completions: list[Completion]  #: every LLM call made, including invalid-output retries
     prompt_version: str
+
+
+def _measure(span: LlmCall, completion: Completion) -> None:
+    span.input_tokens = completion.input_tokens
+    span.output_tokens = completion.output_tokens
+    span.cost_usd = float(completion.cost_usd)
 
 
 def correction_message(error: str) -> Message:
@@ -57,9 +64,15 @@ async def run_structured(
     last_error = ""
     for _ in range(MAX_ATTEMPTS):
         try:
-            completion = await provider.complete(
-                conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature
-            )
+            with llm_call_span(provider.name, model) as span:
+                try:
+                    completion = await provider.complete(
+                        conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature
+                    )
+                except ProviderOutputInvalid as exc:
+                    _measure(span, exc.completion)
+                    raise
+                _measure(span, completion)
         except ProviderOutputInvalid as exc:
             completions.append(exc.completion)
             last_error = exc.message

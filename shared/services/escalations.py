@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +12,8 @@ from shared.domain.errors import Conflict, NotFound
 from shared.domain.ids import uuid7
 from shared.domain.models import Actor, EscalationPublic, EscalationResolve, Principal
 from shared.domain.states import TaskStatus, task_sources
+
+log = logging.getLogger(__name__)
 
 _COLUMNS = "id, team_id, task_id, reason, failure_type, status, action, note, input, created_at, resolved_at"
 
@@ -91,6 +94,10 @@ class EscalationService:
                 event_type="escalation.created",
                 data={"escalation_id": str(escalation.id), "reason": reason, "failure_type": failure_type},
             )
+        # The budget-escalation alert (infra/modules/alerts.bicep) queries this log line.
+        log.warning("escalation.created", extra={"failure_type": failure_type, "team_id": str(team_id),
+                                                 "task_id": str(task_id) if task_id else None,
+                                                 "escalation_id": str(escalation.id)})
         return escalation
 
     async def resolve(
