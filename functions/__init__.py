@@ -6,7 +6,14 @@ from typing import Any
 
 
 def blueprints() -> list[Any]:
-    """Every blueprint of the app, in registration order."""
+    """Every blueprint of the app, in registration order.
+
+    Settings are validated first, so a broken configuration (e.g. an unresolved Key Vault reference)
+    stops the app at start-up with a message naming the setting, not at the first request.
+    """
+    from shared.config import get_settings
+
+    get_settings()
     from functions import (
         activities,
         http_audit,
