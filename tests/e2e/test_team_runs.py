@@ -47,7 +47,8 @@ def assert_clean_history(database_url: str, team_id: str) -> None:
                                            (team_id,)).fetchall()]
     chains: dict[Any, str] = {}
     for task_id, source, target in rows:
-        assert chains.get(task_id, "pending") == source, f"task {task_id}: {source}->{target} after {chains.get(task_id)}"
+        previous = chains.get(task_id, "pending")
+        assert previous == source, f"task {task_id}: {source}->{target} after {previous}"
         chains[task_id] = target
     assert seqs == list(range(1, len(seqs) + 1))
 
@@ -65,7 +66,8 @@ async def test_a_team_plans_works_reviews_and_completes(http, auth, app_host):
         assert [c["step_number"] for c in checkpoints] == list(range(1, len(checkpoints) + 1))
         assert len(checkpoints) >= 2
     costs = (await http.get(f"/api/teams/{team_id}/costs", headers=auth)).json()
-    assert float(costs["total_usd"]) > 0 and {m["key"] for m in costs["by_model"]} == {"offline-manager", "offline-worker"}
+    assert float(costs["total_usd"]) > 0
+    assert {m["key"] for m in costs["by_model"]} == {"offline-manager", "offline-worker"}
     audit = (await http.get(f"/api/audit?team_id={team_id}&limit=500", headers=auth)).json()
     types = {e["event_type"] for e in audit}
     assert {"team.created", "team.status_changed", "task.created", "task.status_changed", "checkpoint.created",
