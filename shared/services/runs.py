@@ -54,6 +54,10 @@ class TeamRun:
             exceeded = status.exceeded
         return exceeded
 
+    async def _member_name(self, team_id: UUID, member_id: UUID | None) -> str:
+        members = {m.id: m.name for m in await self.s.teams.members(team_id)}
+        return members.get(member_id, "Worker") if member_id else "Worker"
+
     async def _manager_id(self, team_id: UUID) -> UUID | None:
         return next((m.id for m in await self.s.teams.members(team_id) if m.role == "manager"), None)
 
@@ -76,6 +80,7 @@ class TeamRun:
                 raise
             await self._bill(result.completions, team_id=team_id, key=f"plan:{team_id}", member_id=manager_id,
                              purpose="plan")
+            await self.s.teams.staff(team_id, [(m.name, m.specialization) for m in result.value.members], SYSTEM)
             items = [PlannedTaskIn(key=t.key, title=t.title, description=t.description,
                                    acceptance_criteria=list(t.acceptance_criteria), dependencies=list(t.dependencies),
                                    specialization=t.specialization) for t in result.value.tasks]
@@ -252,6 +257,10 @@ class TeamRun:
                 state={"round": round_number, "prompt_version": result.prompt_version},
             )
             checkpoints.append({"step_output": created.step_output})
+            await self.s.messages.post(team_id=task.team_id, task_id=task_id, member_id=member, kind="step",
+                                       sender=await self._member_name(task.team_id, member),
+                                       content=f"{task.title} — step {step_in_round}: {step.title}",
+                                       actor=Actor(type="agent", id=str(member)))
             contents.append(step.content)
             next_step += 1
             if is_final:

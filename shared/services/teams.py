@@ -196,6 +196,28 @@ class TeamService:
         return await self._move(team_id, TeamStatus.CANCELLED, actor, company_id=company_id,
                                 sets=("completed_at = now()",))
 
+    async def staff(self, team_id: UUID, workers: list[tuple[str, str]], actor: Actor) -> None:
+        """Name the workers and give them the specialisations the plan asks for, in order."""
+        async with self.db.transaction() as tx:
+            cur = await tx.conn.execute(
+                "SELECT id, name FROM team_members WHERE team_id = %(id)s AND role = 'worker'"
+                " ORDER BY created_at, id FOR UPDATE", {"id": team_id})
+            rows = await cur.fetchall()
+            taken = {"Manager"}
+            changed = []
+            for row, (name, specialization) in zip(rows, workers, strict=False):
+                name = name if name not in taken else row["name"]
+                taken.add(name)
+                await tx.conn.execute(
+                    "UPDATE team_members SET name = %(name)s, specialization = %(spec)s WHERE id = %(id)s",
+                    {"id": row["id"], "name": name, "spec": specialization})
+                changed.append({"id": str(row["id"]), "name": name, "specialization": specialization})
+            cur = await tx.conn.execute("SELECT company_id FROM teams WHERE id = %(id)s", {"id": team_id})
+            team = await cur.fetchone()
+            if team is not None and changed:
+                await journal.record(tx, company_id=team["company_id"], team_id=team_id, actor=actor,
+                                     event_type="team.members_updated", data={"workers": changed})
+
     async def set_awaiting_plan_approval(self, team_id: UUID, awaiting: bool, actor: Actor) -> None:
         async with self.db.transaction() as tx:
             cur = await tx.conn.execute(q.SET_AWAITING_PLAN, {"id": team_id, "awaiting": awaiting})
