@@ -160,3 +160,14 @@ async def test_sigkill_mid_run_then_restart_completes_without_duplicated_transit
                 assert_clean_history(migrated_database_url, team_id)
     finally:
         await stop_app(restarted)
+
+
+async def test_retry_of_a_task_that_did_not_fail_conflicts(http, auth):
+    team_id = await run_team(http, auth, "Write a short poem")
+    team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL)
+    task = team["tasks"][0]
+    response = await http.post(f"/api/tasks/{task['id']}/retry", headers=auth)
+    assert response.status_code == 409 and "completed" in response.json()["detail"]
+    history = (await http.get(f"/api/tasks/{task['id']}/history", headers=auth)).json()
+    assert history[0]["event_type"] == "task.created"
+    assert history[-1]["payload"] == {"from": "review", "to": "completed"}
