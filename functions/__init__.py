@@ -18,6 +18,8 @@ def blueprints() -> list[Any]:
         activities,
         http_audit,
         http_auth,
+        http_cors,
+        http_dashboard,
         http_escalations,
         http_health,
         http_openapi,
@@ -27,4 +29,4 @@ def blueprints() -> list[Any]:
     )
 
     return [http_auth.bp, http_teams.bp, http_tasks.bp, http_escalations.bp, http_audit.bp, http_health.bp,
-            http_openapi.bp, orchestrators.bp, activities.bp]
+            http_openapi.bp, http_cors.bp, orchestrators.bp, activities.bp, http_dashboard.bp]

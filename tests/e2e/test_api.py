@@ -163,3 +163,22 @@ async def test_seed_compatible_read_mix_answers_200(http, app_host):
     for url in [f"/api/teams/{team['id']}", f"/api/teams/{team['id']}/tasks", "/api/tasks?status=active&limit=50",
                 "/api/audit?limit=100", "/api/teams?include=members,tasks"]:
         assert (await http.get(url, headers=auth)).status_code == 200, url
+
+
+async def test_cors_preflight_and_headers_follow_the_allowed_origins_setting(tmp_path, migrated_database_url):
+    from tests.e2e.conftest import start_app, stop_app
+
+    host = await start_app(tmp_path, migrated_database_url, CORS_ALLOWED_ORIGINS="https://app.example.com")
+    try:
+        async with httpx.AsyncClient(base_url=host.base_url, timeout=20) as http:
+            allowed = await http.options("/api/teams", headers={
+                "Origin": "https://app.example.com", "Access-Control-Request-Method": "POST"})
+            assert allowed.status_code == 204
+            assert allowed.headers["access-control-allow-origin"] == "https://app.example.com"
+            assert "POST" in allowed.headers["access-control-allow-methods"]
+            denied = await http.options("/api/teams", headers={"Origin": "https://evil.example.com"})
+            assert "access-control-allow-origin" not in denied.headers
+            health = await http.get("/api/health", headers={"Origin": "https://app.example.com"})
+            assert health.headers["access-control-allow-origin"] == "https://app.example.com"
+    finally:
+        await stop_app(host)
