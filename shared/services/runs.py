@@ -7,13 +7,16 @@ nothing twice. LLM calls are billed once per (step, call) through idempotency ke
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
+
+from pydantic import BaseModel
 
 from shared.agents import manager, worker
 from shared.agents.llm import AgentFailed, Completion, LLMProvider
+from shared.agents.runner import AgentResult
 from shared.agents.schemas import TaskBrief, TaskOutcome
 from shared.domain.errors import IllegalTransition
 from shared.domain.failures import ClassifiedFailure, FailureType
@@ -22,6 +25,7 @@ from shared.domain.states import TaskStatus, TeamStatus
 from shared.services import Services
 
 SYSTEM = Actor.system()
+T = TypeVar("T", bound=BaseModel)
 MAX_EXECUTION_STEPS = 6
 
 
@@ -54,6 +58,19 @@ class TeamRun:
             exceeded = status.exceeded
         return exceeded
 
+    async def _billed(self, call: Awaitable[AgentResult[T]], *, team_id: UUID, key: str, purpose: str,
+                      task_id: UUID | None = None, member_id: UUID | None = None) -> AgentResult[T]:
+        """Run an agent call and bill every LLM call it made, the failed attempts included."""
+        try:
+            result = await call
+        except AgentFailed as failure:
+            await self._bill(failure.completions, team_id=team_id, task_id=task_id, member_id=member_id,
+                             key=f"{key}:failed", purpose=purpose)
+            raise
+        await self._bill(result.completions, team_id=team_id, task_id=task_id, member_id=member_id, key=key,
+                         purpose=purpose)
+        return result
+
     async def _member_name(self, team_id: UUID, member_id: UUID | None) -> str:
         members = {m.id: m.name for m in await self.s.teams.members(team_id)}
         return members.get(member_id, "Worker") if member_id else "Worker"
@@ -71,15 +88,9 @@ class TeamRun:
         if not existing:
             team = await self.s.teams.get(scope["company_id"], team_id)
             manager_id = await self._manager_id(team_id)
-            try:
-                result = await manager.plan_goal(self.llm, goal=team.goal, workers=team.workers,
-                                                 model=self.manager_model)
-            except AgentFailed as failure:
-                await self._bill(failure.completions, team_id=team_id, key=f"plan:{team_id}:failed",
-                                 member_id=manager_id, purpose="plan")
-                raise
-            await self._bill(result.completions, team_id=team_id, key=f"plan:{team_id}", member_id=manager_id,
-                             purpose="plan")
+            result = await self._billed(
+                manager.plan_goal(self.llm, goal=team.goal, workers=team.workers, model=self.manager_model),
+                team_id=team_id, key=f"plan:{team_id}", member_id=manager_id, purpose="plan")
             await self.s.teams.staff(team_id, [(m.name, m.specialization) for m in result.value.members], SYSTEM)
             items = [PlannedTaskIn(key=t.key, title=t.title, description=t.description,
                                    acceptance_criteria=list(t.acceptance_criteria), dependencies=list(t.dependencies),
@@ -152,9 +163,9 @@ class TeamRun:
         team = await self.s.teams.get(scope["company_id"], team_id)
         outcomes = [TaskOutcome(title=t.title, status=t.status.value, output=t.output) for t in team.tasks or []]
         manager_id = await self._manager_id(team_id)
-        result = await manager.summarize(self.llm, goal=team.goal, tasks=outcomes, model=self.manager_model)
-        await self._bill(result.completions, team_id=team_id, key=f"summary:{team_id}", member_id=manager_id,
-                         purpose="summary")
+        result = await self._billed(
+            manager.summarize(self.llm, goal=team.goal, tasks=outcomes, model=self.manager_model),
+            team_id=team_id, key=f"summary:{team_id}", member_id=manager_id, purpose="summary")
         summary = result.value
         text = summary.summary
         if summary.highlights:
@@ -237,16 +248,10 @@ class TeamRun:
             if budget.exceeded:
                 raise ClassifiedFailure(FailureType.BUDGET_EXCEEDED, "the team's budget is spent")
             key = f"step:{task_id}:{round_number}:{step_in_round}"
-            try:
-                result = await worker.execute_step(self.llm, task=brief, step_number=step_in_round,
-                                                   previous_steps=contents, feedback=task.feedback,
-                                                   model=self.worker_model)
-            except AgentFailed as failure:
-                await self._bill(failure.completions, team_id=task.team_id, task_id=task_id, member_id=member,
-                                 key=key + ":failed", purpose="execute")
-                raise
-            await self._bill(result.completions, team_id=task.team_id, task_id=task_id, member_id=member, key=key,
-                             purpose="execute")
+            result = await self._billed(
+                worker.execute_step(self.llm, task=brief, step_number=step_in_round, previous_steps=contents,
+                                    feedback=task.feedback, model=self.worker_model),
+                team_id=task.team_id, task_id=task_id, member_id=member, key=key, purpose="execute")
             step = result.value
             is_final = step.is_final or step_in_round == MAX_EXECUTION_STEPS
             output = {"title": step.title, "content": step.content, "is_final": is_final,
@@ -300,15 +305,10 @@ class TeamRun:
                           acceptance_criteria=task.acceptance_criteria, specialization=task.specialization)
         manager_id = await self._manager_id(task.team_id)
         key = f"review:{task_id}:{task.revision_count}"
-        try:
-            result = await manager.review_output(self.llm, task=brief, output=task.output or "",
-                                                 revision=task.revision_count, model=self.manager_model)
-        except AgentFailed as failure:
-            await self._bill(failure.completions, team_id=task.team_id, task_id=task_id, member_id=manager_id,
-                             key=key + ":failed", purpose="review")
-            raise
-        await self._bill(result.completions, team_id=task.team_id, task_id=task_id, member_id=manager_id, key=key,
-                         purpose="review")
+        result = await self._billed(
+            manager.review_output(self.llm, task=brief, output=task.output or "", revision=task.revision_count,
+                                  model=self.manager_model),
+            team_id=task.team_id, task_id=task_id, member_id=manager_id, key=key, purpose="review")
         review = result.value
         manager_actor = Actor(type="agent", id="manager")
         if review.verdict == "approve":
