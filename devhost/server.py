@@ -99,6 +99,17 @@ def _load_local_settings(app_dir: Path) -> None:
         os.environ.setdefault(str(key), str(value))
 
 
+async def _close_app_context() -> None:
+    """Close the app's pool and clients if the app built them (only apps with `shared.runtime` do)."""
+    runtime = sys.modules.get("shared.runtime")
+    reset = getattr(runtime, "reset_context", None)
+    if reset is not None:
+        try:
+            await reset()
+        except Exception:
+            logger.exception("closing the app's context failed")
+
+
 @dataclass
 class DevHost:
     """One running devhost; `start()` then `stop()` (or `run()` which waits for a signal)."""
@@ -282,6 +293,7 @@ class DevHost:
         if self._backend is not None:
             await self._backend.stop(grace)
             await _close_durable_client_session()
+        await _close_app_context()
         if self._emulator is not None:
             await self._emulator.close()
         if self._pubsub is not None:

@@ -23,10 +23,13 @@ def blueprints() -> list[Any]:
         http_escalations,
         http_health,
         http_openapi,
+        http_realtime,
         http_tasks,
         http_teams,
         orchestrators,
+        timers,
     )
 
     return [http_auth.bp, http_teams.bp, http_tasks.bp, http_escalations.bp, http_audit.bp, http_health.bp,
-            http_openapi.bp, http_cors.bp, orchestrators.bp, activities.bp, http_dashboard.bp]
+            http_openapi.bp, http_cors.bp, orchestrators.bp, activities.bp, http_dashboard.bp, http_realtime.bp,
+            timers.bp]

@@ -30,6 +30,11 @@ class AppContext:
     redis: aioredis.Redis | None
 
     async def close(self) -> None:
+        from shared.realtime import realtime_of
+
+        realtime = realtime_of(self.db)
+        if realtime is not None:
+            await realtime.aclose()
         await self.db.pool.close()
         if self.redis is not None:
             await self.redis.aclose()
@@ -89,6 +94,10 @@ async def build_context(settings: Settings) -> AppContext:
             await cache.invalidate(company_id)
 
     db.listeners.append(invalidate)
+    # After each commit that wrote team events, the outbox publisher sends them in the background.
+    from shared.realtime import attach_realtime
+
+    attach_realtime(db, settings)
     manager_model, worker_model = model_names(settings)
     tokens = TokenService(_key_source(settings), active_kid=settings.active_kid,
                           ttl=timedelta(minutes=settings.JWT_TTL_MINUTES))
