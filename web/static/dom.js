@@ -81,6 +81,10 @@ export function toast(message, kind = "ok") {
 
 export function errorText(err) {
   if (!err) return "Something went wrong";
+  if (err.errors && err.errors.length) {
+    return `${err.title}: ${err.errors.map((e) => `${(e.loc || []).slice(-1)[0] ?? ""} ${e.msg}`.trim()).join("; ")}`;
+  }
+  if (err instanceof TypeError) return "The server cannot be reached; check your connection";
   if (err.detail && err.title && err.status !== 401) return `${err.title}: ${err.detail}`;
   return err.title || err.message || String(err);
 }

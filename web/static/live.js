@@ -34,6 +34,7 @@ export class LiveFeed {
     this.polling = false;
     this.timer = null;
     this.pollTimer = null;
+    this.syncTimer = null;
     this.acks = new Map();
     this.nextAck = 1;
     this.lastFrame = 0;
@@ -55,6 +56,7 @@ export class LiveFeed {
     removeEventListener("offline", this.offline);
     clearTimeout(this.timer);
     clearTimeout(this.pollTimer);
+    clearTimeout(this.syncTimer);
     clearInterval(this.heartbeat);
     if (this.ws) this.ws.close(1000, "page left");
     this.ws = null;
@@ -90,7 +92,12 @@ export class LiveFeed {
       return this.retryLater();
     }
     if (this.stopped) return;
-    this.open(info);
+    try {
+      this.open(info);
+    } catch (err) {
+      console.warn("cannot open the real-time socket", err);
+      this.startPolling();
+    }
   }
 
   open(info) {
@@ -163,8 +170,8 @@ export class LiveFeed {
       return this.startPolling();
     }
     // Joined: whatever happened before the join comes from the API, after it from the socket.
-    if (team && this.backfill) this.catchUp(team);
-    else if (!this.backfill && [...this.acks.values()].every((g) => !g.startsWith("team_"))) this.resync();
+    if (team && this.backfill) this.quietly(this.catchUp(team));
+    else if (!this.backfill && [...this.acks.values()].every((g) => !g.startsWith("team_"))) this.quietly(this.resync());
   }
 
   receive(event) {
@@ -173,7 +180,7 @@ export class LiveFeed {
     const last = this.seq.get(team);
     if (last !== undefined) {
       if (event.seq <= last) return; // already seen (live and backfill overlap)
-      if (event.seq > last + 1) return this.catchUp(team); // a gap: fetch it in order
+      if (event.seq > last + 1) return this.quietly(this.catchUp(team)); // a gap: fetch it in order
       this.seq.set(team, event.seq);
     }
     // Before the first catch-up the baseline is unknown: apply (events are idempotent) and let it set seq.
@@ -209,6 +216,15 @@ export class LiveFeed {
     })();
     this.catching.set(team, state);
     return state.promise;
+  }
+
+  /** A catch-up nobody awaits: if it fails (network, 5xx), try again shortly rather than lose events. */
+  quietly(work) {
+    work.catch((err) => {
+      if (this.stopped || err.status === 401) return;
+      clearTimeout(this.syncTimer);
+      this.syncTimer = setTimeout(() => this.quietly(this.resync()), this.backoff());
+    });
   }
 
   async resync() {
