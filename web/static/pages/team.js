@@ -199,6 +199,8 @@ export async function team(main, { params, query }) {
       const fresh = await api.get(`/api/teams/${teamId}`);
       Object.assign(team, fresh);
       for (const t of fresh.tasks) tasks.set(t.id, { ...tasks.get(t.id), ...t });
+      for (const m of fresh.members || []) members.set(m.id, m);
+      renderMembers();
       renderHead();
       renderCost();
       renderTasks();
@@ -246,6 +248,9 @@ export async function team(main, { params, query }) {
       case "escalation.created":
       case "escalation.resolved":
         refreshEscalations();
+        break;
+      case "team.members_updated":
+        refreshTeam();
         break;
       default:
         break;
