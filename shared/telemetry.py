@@ -15,7 +15,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -110,10 +110,25 @@ _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+def _replacer(template: str) -> Callable[[re.Match[str]], str]:
+    """`\\1`-style templates as plain functions (the C code would import `re` to expand them)."""
+    parts = re.split(r"\\(\d)", template)
+
+    def expand(match: re.Match[str]) -> str:
+        return "".join(match.group(int(p)) or "" if i % 2 else p for i, p in enumerate(parts))
+
+    return expand
+
+
+# Function replacements, built once: a string template makes the C code import `re` on every call,
+# which fails for log lines written during interpreter shutdown (late "unclosed session" warnings).
+_REDACTORS = tuple((pattern, _replacer(template)) for pattern, template in _SECRET_PATTERNS)
+
+
 def redact(text: str) -> str:
     """Replace anything in text that looks like a credential."""
-    for pattern, replacement in _SECRET_PATTERNS:
-        text = pattern.sub(replacement, text)
+    for pattern, replace in _REDACTORS:
+        text = pattern.sub(replace, text)
     return text
 
 
