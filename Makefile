@@ -26,7 +26,7 @@ test-fast: $(STAMP)
 lint: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-lint.txt
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy function_app.py functions shared devhost
+	$(VENV)/bin/mypy function_app.py functions shared devhost loadtests
 	@if [ -x scripts/check_infra.sh ]; then bash scripts/check_infra.sh; fi
 
 bench: $(STAMP)

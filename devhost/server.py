@@ -17,6 +17,7 @@ import secrets
 import signal
 import socket
 import sys
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -277,7 +278,10 @@ class DevHost:
         )
 
     async def stop(self) -> None:
-        """Drain and stop everything this host started; safe to call twice."""
+        """Drain and stop everything this host started; safe to call twice.
+
+        Each step is bounded, so a stuck component can delay the exit but never hang it.
+        """
         if self._stopped:
             return
         self._stopped = True
@@ -286,18 +290,27 @@ class DevHost:
             self.http_app.begin_drain()
             if not await self.http_app.wait_idle(grace):
                 logger.warning("%d request(s) still running after %.1fs", self.http_app.in_flight, grace)
+        steps: list[tuple[str, Callable[[], Awaitable[object]]]] = []
         if self.timers is not None:
-            await self.timers.stop(grace)
+            steps.append(("timers", lambda: self.timers.stop(grace)))  # type: ignore[union-attr]
         if self._http is not None:
-            await self._http.stop()
+            steps.append(("http listener", self._http.stop))
         if self._backend is not None:
-            await self._backend.stop(grace)
-            await _close_durable_client_session()
-        await _close_app_context()
+            steps.append(("durable backend", lambda: self._backend.stop(grace)))  # type: ignore[union-attr]
+            steps.append(("durable client session", _close_durable_client_session))
+        steps.append(("app context", _close_app_context))
         if self._emulator is not None:
-            await self._emulator.close()
+            steps.append(("web pubsub emulator", self._emulator.close))
         if self._pubsub is not None:
-            await self._pubsub.stop()
+            steps.append(("web pubsub listener", self._pubsub.stop))
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step(), grace + 5)
+                logger.info("stopped %s", name)
+            except TimeoutError:
+                logger.error("stopping %s took longer than %.0fs; going on", name, grace + 5)
+            except Exception:
+                logger.exception("stopping %s failed; going on", name)
         if self._executor is not None:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._embedded is not None:

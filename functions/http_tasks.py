@@ -8,7 +8,7 @@ from uuid import UUID
 import azure.durable_functions as df
 from pydantic import BaseModel, Field
 
-from functions.http_common import QueryParams, Reply, Request, api, next_link
+from functions.http_common import QueryParams, Reply, Request, api, next_link, to_json
 from shared.domain.errors import Conflict
 from shared.domain.models import AuditEventPublic, CheckpointPublic, EscalationResolve, TaskPublic
 from shared.domain.states import TaskStatus, TeamStatus
@@ -33,10 +33,20 @@ class RetryResponse(BaseModel):
 @api(bp, "GET", "/api/tasks", summary="The company's tasks, newest first", tag="tasks", query=TaskListQuery,
      response=list[TaskPublic])
 async def tasks_list(request: Request, query: TaskListQuery) -> Reply:
-    page = await request.ctx.services.tasks.list_for_company(
-        request.user.company_id, status=query.status, team_id=query.team_id, limit=query.limit, cursor=query.cursor
-    )
-    return Reply(page.items, headers=next_link(request, "/api/tasks", page.next_cursor) if page.next_cursor else {})
+    services = request.ctx.services
+
+    async def load() -> bytes:
+        page = await services.tasks.list_for_company(
+            request.user.company_id, status=query.status, team_id=query.team_id, limit=query.limit,
+            cursor=query.cursor,
+        )
+        return (page.next_cursor or "").encode() + b"\n" + to_json(page.items)
+
+    # Every task change writes audit in its transaction, which bumps the company's cache generation.
+    key = f"tasks:{query.status}:{query.team_id}:{query.limit}:{query.cursor}"
+    cached = await request.ctx.cache.get_or_load(request.user.company_id, key, load)
+    next_cursor, _, body = cached.partition(b"\n")
+    return Reply(raw_json=body, headers=next_link(request, "/api/tasks", next_cursor.decode()) if next_cursor else {})
 
 
 @api(bp, "GET", "/api/tasks/{task_id}", summary="A task", tag="tasks", response=TaskPublic)

@@ -10,7 +10,7 @@ from uuid import UUID
 import azure.durable_functions as df
 from pydantic import BaseModel, Field, field_validator
 
-from functions.http_common import QueryParams, Reply, Request, api, next_link
+from functions.http_common import QueryParams, Reply, Request, api, next_link, to_json
 from shared.domain.errors import Conflict, DependencyDown
 from shared.domain.models import (
     MessagePublic,
@@ -191,9 +191,15 @@ async def _owned(request: Request) -> UUID:
 
 @api(bp, "GET", "/api/teams/{team_id}/tasks", summary="The team's tasks in plan order", tag="teams",
      query=TaskFilterQuery, response=list[TaskPublic])
-async def teams_tasks(request: Request, query: TaskFilterQuery) -> list[TaskPublic]:
-    team_id = await _owned(request)
-    return await request.ctx.services.tasks.list_for_team(team_id, status=query.status)
+async def teams_tasks(request: Request, query: TaskFilterQuery) -> Reply:
+    team_id = request.route_uuid("team_id")
+
+    async def load() -> bytes:
+        await _owned(request)
+        return to_json(await request.ctx.services.tasks.list_for_team(team_id, status=query.status))
+
+    key = f"team-tasks:{team_id}:{query.status}"
+    return Reply(raw_json=await request.ctx.cache.get_or_load(request.user.company_id, key, load))
 
 
 @api(bp, "GET", "/api/teams/{team_id}/messages", summary="Agent messages, oldest first", tag="teams",

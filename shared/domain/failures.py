@@ -21,6 +21,7 @@ class FailureType(StrEnum):
     AUTH_FAILED = "auth_failed"
     BUDGET_EXCEEDED = "budget_exceeded"
     CONTENT_REFUSED = "content_refused"
+    TEAM_STOPPED = "team_stopped"  #: the team was cancelled or finished meanwhile
     UNKNOWN = "unknown"
 
 
@@ -111,7 +112,7 @@ class FailurePolicy:
         {FailureType.BUDGET_EXCEEDED, FailureType.CONTENT_REFUSED, FailureType.CONTEXT_TOO_LONG}
     )
     #: failure types that no retry or human can fix in this run
-    fail_at_once: frozenset[FailureType] = frozenset({FailureType.AUTH_FAILED})
+    fail_at_once: frozenset[FailureType] = frozenset({FailureType.AUTH_FAILED, FailureType.TEAM_STOPPED})
     backoff: ExponentialBackoff = ExponentialBackoff()
     rate_limit_backoff: ExponentialBackoff = ExponentialBackoff(base=5.0, factor=2.0, max=120.0)
 

@@ -33,7 +33,7 @@ class TeamStopped(ClassifiedFailure):
     """The team was cancelled or finished while a task step was about to run."""
 
     def __init__(self, status: str) -> None:
-        super().__init__(FailureType.UNKNOWN, f"team is {status}; task work stopped")
+        super().__init__(FailureType.TEAM_STOPPED, f"team is {status}; task work stopped")
         self.status = status
 
 
@@ -287,6 +287,7 @@ class TeamRun:
     async def submit(self, task_id: UUID, output: str) -> str:
         task = await self._task(task_id)
         if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.REVISION_REQUESTED):
+            await self._ensure_team_running(task.team_id)
             moved = await self.s.tasks.submit_for_review(task_id, output, Actor(type="agent", id=str(task.assigned_to)),
                                                          expected_version=task.version)
             return moved.status.value
@@ -301,6 +302,7 @@ class TeamRun:
             return {"verdict": "revise", "feedback": task.feedback or ""}
         if task.status != TaskStatus.REVIEW:
             return {"verdict": "stopped", "status": task.status.value, "feedback": ""}
+        await self._ensure_team_running(task.team_id)
         brief = TaskBrief(title=task.title, description=task.description,
                           acceptance_criteria=task.acceptance_criteria, specialization=task.specialization)
         manager_id = await self._manager_id(task.team_id)

@@ -6,6 +6,7 @@ import asyncio
 import signal
 
 import httpx
+import psycopg
 import pytest
 
 from tests.devhost.process import spawn_devhost
@@ -36,12 +37,16 @@ async def test_sigterm_mid_run_exits_zero_and_another_host_finishes_the_work_at_
         first.process.process.send_signal(signal.SIGTERM)
         assert (await slow_read).status_code in (200, 503)
     assert await first.process.wait_exit(30) == 0
+    with psycopg.connect(migrated_database_url) as conn:
+        held = conn.execute(
+            "SELECT (SELECT count(*) FROM durable.activities WHERE lease_token IS NOT NULL)"
+            " + (SELECT count(*) FROM durable.instances WHERE lease_token IS NOT NULL)").fetchone()
+    assert held == (0,), "a stopped host must release every claim it held"
 
     second = await start_app(tmp_path / "second", migrated_database_url, **env)
     try:
         async with httpx.AsyncClient(base_url=second.base_url, timeout=20) as http:
-            # Released claims are taken at once; only an expired lease (30 s) would take longer.
-            team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL, seconds=25)
+            team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL, seconds=120)
             assert team["status"] == "completed"
             assert_clean_history(migrated_database_url, team_id)
     finally:

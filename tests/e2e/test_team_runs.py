@@ -17,7 +17,8 @@ pytestmark = pytest.mark.slow
 TERMINAL = {"completed", "failed", "cancelled"}
 
 
-async def wait_for(http: httpx.AsyncClient, auth: dict[str, str], team_id: str, predicate, seconds: float = 60) -> dict:
+async def wait_for(http: httpx.AsyncClient, auth: dict[str, str], team_id: str, predicate,
+                   seconds: float = 120) -> dict:
     deadline = asyncio.get_running_loop().time() + seconds
     while True:
         team = (await http.get(f"/api/teams/{team_id}", headers=auth)).json()
@@ -129,8 +130,9 @@ async def test_pause_resume_and_cancel_while_running(tmp_path, migrated_database
             other = await run_team(http, auth, "Write a novel about ghosts")
             await wait_for(http, auth, other, lambda t: t["status"] == "active")
             assert (await http.post(f"/api/teams/{other}/cancel", headers=auth)).status_code == 202
-            await asyncio.sleep(1.5)
-            team = (await http.get(f"/api/teams/{other}", headers=auth)).json()
+            # Work in flight stops at its next step: no task is approved after the cancellation.
+            team = await wait_for(http, auth, other, lambda t: not any(
+                task["status"] in ("assigned", "in_progress", "review", "revision_requested") for task in t["tasks"]))
             assert team["status"] == "cancelled"
             assert not any(t["status"] == "completed" and t["completion_time"] > team["completed_at"]
                            for t in team["tasks"])

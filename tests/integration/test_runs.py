@@ -143,3 +143,16 @@ async def test_failed_task_reopens_for_retry_and_the_team_can_fail(make_team, se
     assert await team_run.fail(team.id, "gave up") == "failed"
     with pytest.raises(ClassifiedFailure):
         await team_run.execute(task_id)
+
+
+async def test_a_cancelled_team_stops_review_and_submission(make_team, services, principal, team_run):
+    team = await started_team(make_team, services, principal)
+    task_id = (await team_run.plan(team.id))["tasks"][0]["id"]
+    await team_run.activate(team.id)
+    await team_run.assign(task_id)
+    await team_run.start(task_id)
+    output = (await team_run.execute(task_id))["output"]
+    await services.teams.cancel(team.id, principal.actor)
+    with pytest.raises(ClassifiedFailure) as stopped:
+        await team_run.submit(task_id, output)
+    assert stopped.value.failure_type is FailureType.TEAM_STOPPED

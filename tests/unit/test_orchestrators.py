@@ -225,3 +225,9 @@ def test_team_planning_failure_fails_the_team():
     ctx = FakeContext(TEAM, team_activities(plan_team=failing(FailureType.AUTH_FAILED, 9, None)))
     assert run(team_orchestrator, ctx)["status"] == "failed"
     assert ctx.activity_names() == ["plan_team", "fail_team"]
+
+
+def test_work_of_a_cancelled_team_fails_the_task_without_retry_or_escalation():
+    ctx = FakeContext(TASK, task_activities(execute_task=failing(FailureType.TEAM_STOPPED, 99, None)))
+    assert run(task_orchestrator, ctx)["status"] == "failed"
+    assert ctx.activity_names()[-2:] == ["execute_task", "fail_task"] and ctx.timers == []

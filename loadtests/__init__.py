@@ -1,0 +1,1 @@
+"""Load, soak and profiling tools: seeder, locust scenarios, the benchmark runner (`make bench`)."""

@@ -1,0 +1,136 @@
+"""Child processes of a benchmark: a devhost on a seeded database, the bare baselines, their RSS."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+_API_LINE = re.compile(r"API\s+(http://\S+?)/api\s*$")
+
+
+def rss_mib(pid: int) -> float:
+    """Resident set size of a process (MiB), from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class Devhost:
+    process: asyncio.subprocess.Process
+    base_url: str
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def rss_mib(self) -> float:
+        return rss_mib(self.pid)
+
+    async def health_details(self) -> dict[str, Any]:
+        async with httpx.AsyncClient(timeout=10) as client:
+            response = await client.get(f"{self.base_url}/api/health")
+        details: dict[str, Any] = response.json().get("details", {})
+        return details
+
+
+async def _stop(process: asyncio.subprocess.Process, grace: float = 20) -> None:
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(process.wait(), grace)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def devhost(database_url: str, work_dir: Path, *, env: dict[str, str] | None = None,
+                  start_seconds: float = 90) -> AsyncIterator[Devhost]:
+    """`python -m devhost serve` on free loopback ports; yields once its banner says it is ready."""
+    work_dir.mkdir(parents=True, exist_ok=True)
+    log_path = work_dir / "devhost.log"
+    full_env = {k: v for k, v in os.environ.items() if k not in ("WEBPUBSUB_CONNECTION_STRING",)}
+    full_env.update({"DATABASE_URL": database_url, "PYTHONPATH": str(REPO), **(env or {})})
+    argv = [sys.executable, "-m", "devhost", "serve", "--port", "0", "--pubsub-port", "0", "--data-dir",
+            str(work_dir / "data"), "--app-dir", str(REPO)]
+    with log_path.open("wb") as log:
+        process = await asyncio.create_subprocess_exec(*argv, cwd=REPO, env=full_env,
+                                                       stdout=asyncio.subprocess.PIPE, stderr=log)
+    try:
+        base_url = await _banner_url(process, start_seconds, log_path)
+        yield Devhost(process, base_url, log_path)
+    finally:
+        await _stop(process)
+
+
+async def _banner_url(process: asyncio.subprocess.Process, seconds: float, log_path: Path) -> str:
+    assert process.stdout is not None
+    async with asyncio.timeout(seconds):
+        while True:
+            raw = await process.stdout.readline()
+            if not raw:
+                await process.wait()
+                raise RuntimeError(f"devhost exited {process.returncode}:\n{log_path.read_text()[-3000:]}")
+            found = _API_LINE.search(raw.decode())
+            if found:
+                # Keep draining stdout so the child never blocks on a full pipe.
+                asyncio.get_running_loop().create_task(_drain(process.stdout))
+                return found.group(1)
+
+
+async def _drain(stream: asyncio.StreamReader) -> None:
+    while await stream.readline():
+        pass
+
+
+@dataclass
+class Child:
+    process: asyncio.subprocess.Process
+    port: int
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@contextlib.asynccontextmanager
+async def child(*argv: str, start_seconds: float = 30) -> AsyncIterator[Child]:
+    """A child that prints its port on the first line (the baselines) and stops on SIGTERM."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, *argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=asyncio.subprocess.PIPE)
+    assert process.stdout is not None
+    try:
+        port = int(await asyncio.wait_for(process.stdout.readline(), start_seconds))
+        yield Child(process, port)
+    finally:
+        await _stop(process, grace=10)
+
+
+async def run_command(argv: list[str], *, seconds: float, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """Run a command to completion within `seconds`; return its exit code and combined output."""
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        out, _ = await asyncio.wait_for(process.communicate(), seconds)
+    except TimeoutError:
+        process.kill()
+        out, _ = await process.communicate()
+        return -9, out.decode(errors="replace") + f"\n(killed after {seconds:.0f}s)"
+    return process.returncode or 0, out.decode(errors="replace")

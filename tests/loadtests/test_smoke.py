@@ -1,0 +1,68 @@
+"""The load-test tools keep working: a small seed is consistent, and a bounded run is error-free."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import psycopg
+import pytest
+from argon2 import PasswordHasher
+
+from loadtests import scenarios as sc
+from loadtests.accounts import PASSWORD, Population
+from loadtests.driver import drive
+from loadtests.processes import devhost
+from loadtests.seed import seed
+from loadtests.seed_data import SeedPlan
+
+PLAN = SeedPlan(teams=8, tasks_per_team=5, audit=800, population=Population(2, 3))
+
+
+@pytest.fixture
+def seeded_url(empty_database_url: str) -> str:
+    seed(empty_database_url, PLAN, progress=lambda _: None)
+    return empty_database_url
+
+
+def _one(conn: psycopg.Connection[tuple[object, ...]], query: str) -> object:
+    row = conn.execute(query).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def test_seed_fills_every_table_with_consistent_company_scoped_rows(seeded_url: str) -> None:
+    with psycopg.connect(seeded_url) as conn:
+        assert _one(conn, "SELECT count(*) FROM teams") == 8
+        assert _one(conn, "SELECT count(*) FROM tasks") == 40
+        assert _one(conn, "SELECT count(*) FROM audit_events") == 800
+        assert _one(conn, "SELECT count(*) FROM users") == 6
+        assert _one(conn, "SELECT count(*) FROM tasks k JOIN teams t ON t.id = k.team_id"
+                          " WHERE k.company_id <> t.company_id") == 0
+        assert _one(conn, "SELECT count(*) FROM audit_events a JOIN teams t ON t.id = a.team_id"
+                          " WHERE a.company_id <> t.company_id") == 0
+        assert _one(conn, "SELECT count(*) FROM teams t WHERE t.event_seq <>"
+                          " (SELECT max(seq) FROM team_events e WHERE e.team_id = t.id)") == 0
+        assert _one(conn, "SELECT count(*) FROM tasks k JOIN teams t ON t.id = k.team_id"
+                          " WHERE t.status = 'completed' AND k.status <> 'completed'") == 0
+        indexes = _one(conn, "SELECT count(*) FROM pg_indexes WHERE tablename = 'audit_events'")
+        assert indexes == 6  # the primary key and the five the migration declares, rebuilt after COPY
+        stored = str(_one(conn, "SELECT password_hash FROM users LIMIT 1"))
+    assert PasswordHasher().verify(stored, PASSWORD)
+
+
+async def test_bounded_read_scenario_against_devhost_has_no_errors(seeded_url: str, tmp_path: Path) -> None:
+    async with asyncio.timeout(25), devhost(seeded_url, tmp_path, env={"RATE_LIMIT_LOGIN_PER_MINUTE": "1000"}) as app:
+        people = await sc.readers(app.base_url, PLAN.population)
+        assert [len(p.team_ids) for p in people] == [4, 4]
+        loops = [p.read_mix(random.Random(1)) for p in people]
+        samples = await drive(app.base_url, loops, seconds=1.5, connections=4, warmup=0.2)
+        run = await sc.locust(app.base_url, ["ApiUser"], users=4, spawn_rate=4, seconds=3, population=PLAN.population)
+    assert samples.total > 20
+    assert samples.errors == {}
+    assert set(samples.latencies) == set(sc.READ_ENDPOINTS)
+    assert run.exit_code == 0, run.output
+    logins = run.samples["POST /api/auth/login"]
+    assert len(logins) == 4 and all(ok for _, ok in logins)
+    assert all(ok for values in run.samples.values() for _, ok in values)
