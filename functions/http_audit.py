@@ -32,8 +32,8 @@ async def audit_list(request: Request, query: AuditQuery) -> Reply:
         )
         return (page.next_cursor or "").encode() + b"\n" + to_json(page.items)
 
-    # Every audit row is written through the unit of work, which bumps the company's cache generation.
+    # Every audit row is written through the unit of work, which bumps the company's audit generation.
     key = f"audit:{query.team_id}:{query.event_type}:{query.limit}:{query.cursor}"
-    cached = await request.ctx.cache.get_or_load(request.user.company_id, key, load)
+    cached = await request.ctx.cache.get_or_load(request.user.company_id, key, load, scope="audit")
     next_cursor, _, body = cached.partition(b"\n")
     return Reply(raw_json=body, headers=next_link(request, "/api/audit", next_cursor.decode()) if next_cursor else {})

@@ -48,17 +48,18 @@ class QueryCache(Protocol):
     backend: str
     stats: CacheStats
 
-    async def get_or_load(self, company_id: UUID, key: str, loader: Callable[[], Awaitable[bytes]]) -> bytes: ...
+    async def get_or_load(self, company_id: UUID, key: str, loader: Callable[[], Awaitable[bytes]], *,
+                          scope: str = "data") -> bytes: ...
 
-    async def invalidate(self, company_id: UUID) -> None: ...
-
-
-def _gen_key(company_id: UUID) -> str:
-    return f"gp:gen:{company_id}"
+    async def invalidate(self, company_id: UUID, *, scope: str = "data") -> None: ...
 
 
-def _value_prefix(company_id: UUID) -> str:
-    return f"gp:q:{company_id}:"
+def _gen_key(company_id: UUID, scope: str) -> str:
+    return f"gp:gen:{scope}:{company_id}"
+
+
+def _value_prefix(company_id: UUID, scope: str) -> str:
+    return f"gp:q:{scope}:{company_id}:"
 
 
 class RedisQueryCache:
@@ -70,11 +71,12 @@ class RedisQueryCache:
         self.stats = CacheStats()
         self._script = client.register_script(_GET_SCRIPT)
 
-    async def get_or_load(self, company_id: UUID, key: str, loader: Callable[[], Awaitable[bytes]]) -> bytes:
-        prefix = _value_prefix(company_id)
+    async def get_or_load(self, company_id: UUID, key: str, loader: Callable[[], Awaitable[bytes]], *,
+                          scope: str = "data") -> bytes:
+        prefix = _value_prefix(company_id, scope)
         generation: bytes | None = None
         try:
-            generation, cached = await self._script(keys=[_gen_key(company_id)], args=[prefix, key])
+            generation, cached = await self._script(keys=[_gen_key(company_id, scope)], args=[prefix, key])
         except RedisError as exc:
             self.stats.errors += 1
             log.warning("cache read failed, serving from the database: %s", exc)
@@ -92,10 +94,10 @@ class RedisQueryCache:
                 log.warning("cache write failed: %s", exc)
         return value
 
-    async def invalidate(self, company_id: UUID) -> None:
+    async def invalidate(self, company_id: UUID, *, scope: str = "data") -> None:
         self.stats.invalidations += 1
         try:
-            await self.client.incr(_gen_key(company_id))
+            await self.client.incr(_gen_key(company_id, scope))
         except RedisError as exc:
             # Entries expire within the TTL; log loudly because readers may see stale data until then.
             self.stats.errors += 1
@@ -116,11 +118,13 @@ class LocalQueryCache:
     max_entries: int = 10_000
     backend: str = "in-process"
     stats: CacheStats = field(default_factory=CacheStats)
-    _generations: dict[UUID, int] = field(default_factory=dict)
+    _generations: dict[tuple[str, UUID], int] = field(default_factory=dict)
     _entries: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
 
-    async def get_or_load(self, company_id: UUID, key: str, loader: Callable[[], Awaitable[bytes]]) -> bytes:
-        full_key = f"{company_id}:{self._generations.get(company_id, 0)}:{key}"
+    async def get_or_load(self, company_id: UUID, key: str, loader: Callable[[], Awaitable[bytes]], *,
+                          scope: str = "data") -> bytes:
+        generation = (scope, company_id)
+        full_key = f"{scope}:{company_id}:{self._generations.get(generation, 0)}:{key}"
         entry = self._entries.get(full_key)
         now = time.monotonic()
         if entry is not None and entry.expires > now:
@@ -129,15 +133,15 @@ class LocalQueryCache:
             return entry.value
         self.stats.misses += 1
         value = await loader()
-        if full_key.startswith(f"{company_id}:{self._generations.get(company_id, 0)}:"):
+        if full_key.startswith(f"{scope}:{company_id}:{self._generations.get(generation, 0)}:"):
             self._entries[full_key] = _Entry(now + self.ttl_seconds, value)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return value
 
-    async def invalidate(self, company_id: UUID) -> None:
+    async def invalidate(self, company_id: UUID, *, scope: str = "data") -> None:
         self.stats.invalidations += 1
-        self._generations[company_id] = self._generations.get(company_id, 0) + 1
+        self._generations[(scope, company_id)] = self._generations.get((scope, company_id), 0) + 1
 
 
 class RateLimiter:

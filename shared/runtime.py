@@ -90,8 +90,11 @@ async def build_context(settings: Settings) -> AppContext:
         cache = LocalQueryCache(ttl_seconds=settings.CACHE_TTL_SECONDS)
 
     async def invalidate(changes: Changes) -> None:
+        # Every data change writes audit rows too, so the audit scope follows both kinds.
         for company_id in changes.companies:
             await cache.invalidate(company_id)
+        for company_id in changes.companies | changes.audit_companies:
+            await cache.invalidate(company_id, scope="audit")
 
     db.listeners.append(invalidate)
     # After each commit that wrote team events, the outbox publisher sends them in the background.

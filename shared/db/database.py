@@ -27,8 +27,9 @@ Conn = psycopg.AsyncConnection[Any]
 
 @dataclass
 class Changes:
-    companies: set[UUID] = field(default_factory=set)
+    companies: set[UUID] = field(default_factory=set)  #: team or task data changed
     teams: set[UUID] = field(default_factory=set)
+    audit_companies: set[UUID] = field(default_factory=set)  #: only audit rows were written
     events: int = 0
 
 
@@ -41,6 +42,10 @@ class Tx:
     def __init__(self, conn: Conn) -> None:
         self.conn = conn
         self.changes = Changes()
+
+    def audited(self, company_id: UUID) -> None:
+        """Only audit rows of the company changed (e.g. a login): team and task caches stay valid."""
+        self.changes.audit_companies.add(company_id)
 
     def touched(self, company_id: UUID, team_id: UUID | None = None) -> None:
         self.changes.companies.add(company_id)
@@ -69,7 +74,7 @@ class Database:
         async with self.connection() as conn, conn.transaction():
             tx = Tx(conn)
             yield tx
-        if tx.changes.companies or tx.changes.teams:
+        if tx.changes.companies or tx.changes.teams or tx.changes.audit_companies:
             await self.notify(tx.changes)
 
     async def notify(self, changes: Changes) -> None:

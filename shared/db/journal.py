@@ -59,7 +59,10 @@ async def audit(
             "payload": Jsonb(dict(payload or {})),
         },
     )
-    tx.touched(company_id, team_id)
+    if team_id is None:
+        tx.audited(company_id)
+    else:
+        tx.touched(company_id, team_id)
 
 
 async def emit(

@@ -76,3 +76,16 @@ async def test_rate_limit_counts_per_bucket_in_redis(redis_client):
     results = [await limiter.hit(bucket, limit=3) for _ in range(4)]
     assert results[:3] == [None, None, None] and results[3] is not None and results[3] >= 1
     assert await limiter.hit(f"{bucket}:other", limit=3) is None
+
+
+async def test_audit_and_data_scopes_are_invalidated_separately():
+    cache = LocalQueryCache(ttl_seconds=30)
+    company = uuid.uuid4()
+    data, data_calls = loader([b"teams-1", b"teams-2"])
+    audit, audit_calls = loader([b"audit-1", b"audit-2"])
+    await cache.get_or_load(company, "teams", data)
+    await cache.get_or_load(company, "audit", audit, scope="audit")
+    await cache.invalidate(company, scope="audit")
+    assert await cache.get_or_load(company, "teams", data) == b"teams-1"
+    assert await cache.get_or_load(company, "audit", audit, scope="audit") == b"audit-2"
+    assert (data_calls["n"], audit_calls["n"]) == (1, 2)

@@ -59,9 +59,10 @@ async def call(name: str, principal: Principal, *, route: dict[str, str] | None 
 
 
 def _handlers():
-    from functions import http_teams
+    from functions import http_audit, http_teams
 
-    return {"teams_get": http_teams.teams_get, "teams_list": http_teams.teams_list}
+    return {"teams_get": http_teams.teams_get, "teams_list": http_teams.teams_list,
+            "audit_list": http_audit.audit_list}
 
 
 async def _big_company(services, principal: Principal, teams: int, tasks: int) -> list[uuid.UUID]:
@@ -99,3 +100,17 @@ async def test_repeated_team_detail_is_served_from_the_cache_without_sql(app, se
     await call("teams_get", principal, route={"team_id": str(team_id)})
     response, statements = await call("teams_get", principal, route={"team_id": str(team_id)})
     assert response.status_code == 200 and statements == []
+
+
+async def test_a_login_keeps_team_reads_cached_but_refreshes_the_audit_log(app, services, principal):
+    [team_id] = await _big_company(services, principal, 1, 2)
+    await call("teams_get", principal, route={"team_id": str(team_id)})
+    user = await services.auth.get_user(principal.user_id, principal.company_id)
+    await call("audit_list", principal)
+    ctx = await get_context()  # its Database carries the cache listener
+    await ctx.services.auth.login(user.email, "correct horse battery")
+    _, statements = await call("teams_get", principal, route={"team_id": str(team_id)})
+    assert statements == []
+    response, statements = await call("audit_list", principal)
+    assert len(statements) == 1
+    assert json.loads(response.get_body())[0]["event_type"] == "user.login"
