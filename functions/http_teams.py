@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import datetime
 from typing import Any
@@ -109,13 +110,32 @@ async def teams_get(request: Request, _: None) -> Reply:
     return Reply(raw_json=await request.ctx.cache.get_or_load(request.user.company_id, f"team:{team_id}", load))
 
 
+async def _start_orchestration(request: Request, instance_id: str, team_id: UUID, attempts: int = 3) -> None:
+    """Start the team's orchestration; a busy or briefly unreachable Durable endpoint gets two more tries."""
+    for attempt in range(1, attempts + 1):
+        try:
+            await request.client.start_new(TEAM_ORCHESTRATOR, instance_id, team_orchestration_input(team_id))
+            return
+        except Exception as exc:
+            if attempt == attempts:
+                raise
+            try:
+                status = await request.client.get_status(instance_id)
+            except Exception:
+                status = None
+            if status and status.runtime_status is not None:
+                return  # an earlier try did start it; only its answer was lost
+            log.warning("starting %s failed (attempt %d): %s", instance_id, attempt, exc)
+            await asyncio.sleep(0.2 * attempt)
+
+
 async def _start(request: Request, team_id: UUID) -> StartResponse:
     instance_id = team_instance_id(team_id)
     row = await request.ctx.services.teams.start(
         team_id, request.user.actor, company_id=request.user.company_id, instance_id=instance_id
     )
     try:
-        await request.client.start_new(TEAM_ORCHESTRATOR, instance_id, team_orchestration_input(team_id))
+        await _start_orchestration(request, instance_id, team_id)
     except Exception as exc:
         log.exception("could not start the orchestration of team %s", team_id)
         await request.ctx.services.teams.fail(team_id, request.user.actor, reason="the orchestration could not start")

@@ -217,11 +217,15 @@ class _JsonStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure_logging(level: str = "INFO", *, stream: IO[str] | None = None) -> logging.Handler:
     """Send every log record as one redacted JSON line to stderr (or ``stream``). Idempotent:
-    a second call replaces the handler it installed; handlers of the Functions worker or of
-    OpenTelemetry stay, and get the redaction filter too."""
+    a second call replaces the handler it installed, as it replaces a plain stderr console
+    handler; handlers of the Functions worker or of OpenTelemetry stay, and get the redaction
+    filter too."""
     root = logging.getLogger()
     for existing in list(root.handlers):
-        if isinstance(existing, _JsonStderrHandler):
+        # Our own earlier handler, or a plain console handler on stderr (a local host's
+        # basicConfig), would print every line twice.
+        plain_stderr = type(existing) is logging.StreamHandler and existing.stream in (sys.stderr, sys.__stderr__)
+        if isinstance(existing, _JsonStderrHandler) or plain_stderr:
             root.removeHandler(existing)
     handler = _JsonStderrHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonLogFormatter())
