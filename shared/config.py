@@ -56,7 +56,7 @@ class Settings(BaseSettings):
     CORS_ALLOWED_ORIGINS: str = ""
     RATE_LIMIT_LOGIN_PER_MINUTE: int = Field(default=10, ge=1)
     RATE_LIMIT_WRITES_PER_MINUTE: int = Field(default=120, ge=1)
-    CACHE_TTL_SECONDS: int = Field(default=30, ge=1)
+    CACHE_TTL_SECONDS: int = Field(default=120, ge=1)
     LOG_LEVEL: str = "INFO"
     APPLICATIONINSIGHTS_CONNECTION_STRING: str | None = None
 
