@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Generic, TypeVar
 from uuid import UUID
+
+from pydantic import BaseModel
 
 from shared.domain.errors import DomainError
 
@@ -27,3 +32,29 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         return datetime.fromisoformat(created), UUID(row_id)
     except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise BadCursor("invalid cursor") from exc
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def after_cursor(cursor: str, params: dict[str, Any], alias: str = "") -> str:
+    """The WHERE condition for rows after `cursor` in `(created_at, id) DESC` order; binds its params."""
+    created_at, last_id = decode_cursor(cursor)
+    params.update(c_at=created_at, c_id=last_id)
+    prefix = f"{alias}." if alias else ""
+    return f"({prefix}created_at, {prefix}id) < (%(c_at)s, %(c_id)s)"
+
+
+def to_page(rows: Sequence[Any], limit: int, model: type[T]) -> Page[T]:
+    """Rows fetched with `LIMIT limit + 1`: the extra row only says that a next page exists."""
+    items = [model.model_validate(r) for r in rows[:limit]]
+    if len(rows) <= limit or not items:
+        return Page(items, None)
+    last: Any = items[-1]  # every paged model has created_at and id
+    return Page(items, encode_cursor(last.created_at, last.id))

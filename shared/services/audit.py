@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from shared.db import journal
 from shared.db.database import Database
-from shared.db.pagination import decode_cursor, encode_cursor
+from shared.db.pagination import Page, after_cursor, to_page
 from shared.domain.models import Actor, AuditEventPublic
 
 _COLUMNS = "id, team_id, task_id, actor_type, actor_id, event_type, payload, created_at"
-
-
-@dataclass(frozen=True)
-class AuditPage:
-    items: list[AuditEventPublic]
-    next_cursor: str | None
 
 
 class AuditLog:
@@ -46,7 +39,7 @@ class AuditLog:
         event_type: str | None = None,
         limit: int = 100,
         cursor: str | None = None,
-    ) -> AuditPage:
+    ) -> Page[AuditEventPublic]:
         """Newest first. Each filter combination has an index that serves it (see the migration)."""
         where = ["company_id = %(company_id)s"]
         params: dict[str, Any] = {"company_id": company_id, "limit": limit + 1}
@@ -57,9 +50,7 @@ class AuditLog:
             where.append("event_type = %(event_type)s")
             params["event_type"] = event_type
         if cursor:
-            created_at, last_id = decode_cursor(cursor)
-            where.append("(created_at, id) < (%(c_at)s, %(c_id)s)")
-            params.update(c_at=created_at, c_id=last_id)
+            where.append(after_cursor(cursor, params))
         statement = (
             f"SELECT {_COLUMNS} FROM audit_events WHERE " + " AND ".join(where)
             + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
@@ -67,6 +58,4 @@ class AuditLog:
         async with self.db.connection() as conn:
             cur = await conn.execute(statement, params)
             rows = await cur.fetchall()
-        items = [AuditEventPublic.model_validate(r) for r in rows[:limit]]
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-        return AuditPage(items, next_cursor)
+        return to_page(rows, limit, AuditEventPublic)

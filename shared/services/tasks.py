@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -11,19 +10,13 @@ from psycopg.types.json import Jsonb
 
 from shared.db import journal
 from shared.db.database import Database
-from shared.db.pagination import decode_cursor, encode_cursor
+from shared.db.pagination import Page, after_cursor, to_page
 from shared.db.repositories import tasks as q
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.ids import uuid7
 from shared.domain.models import Actor, AuditEventPublic, PlannedTaskIn, TaskPublic
 from shared.domain.planning import validate_plan
 from shared.domain.states import TaskStatus, task_sources
-
-
-@dataclass(frozen=True)
-class TaskPage:
-    items: list[TaskPublic]
-    next_cursor: str | None
 
 
 class TaskService:
@@ -230,7 +223,7 @@ class TaskService:
         team_id: UUID | None = None,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> TaskPage:
+    ) -> Page[TaskPublic]:
         """`status` is a task status or `active` (every non-terminal one); newest first."""
         where = ["k.company_id = %(company_id)s"]
         params: dict[str, Any] = {"company_id": company_id, "limit": limit + 1}
@@ -243,9 +236,7 @@ class TaskService:
             where.append("k.team_id = %(team_id)s")
             params["team_id"] = team_id
         if cursor:
-            created_at, last_id = decode_cursor(cursor)
-            where.append("(k.created_at, k.id) < (%(c_at)s, %(c_id)s)")
-            params.update(c_at=created_at, c_id=last_id)
+            where.append(after_cursor(cursor, params, "k"))
         statement = (
             f"SELECT {q.TASK_COLUMNS} FROM tasks k WHERE " + " AND ".join(where)
             + " ORDER BY k.created_at DESC, k.id DESC LIMIT %(limit)s"
@@ -253,9 +244,7 @@ class TaskService:
         async with self.db.connection() as conn:
             cur = await conn.execute(statement, params)
             rows = await cur.fetchall()
-        items = [TaskPublic.model_validate(r) for r in rows[:limit]]
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-        return TaskPage(items, next_cursor)
+        return to_page(rows, limit, TaskPublic)
 
     async def history(self, task_id: UUID, *, company_id: UUID) -> list[AuditEventPublic]:
         await self.get_row(task_id, company_id=company_id)

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from shared.db import journal
 from shared.db.database import Database
-from shared.db.pagination import decode_cursor, encode_cursor
+from shared.db.pagination import Page, after_cursor, to_page
 from shared.db.repositories import teams as q
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.ids import uuid7
@@ -17,12 +16,6 @@ from shared.domain.states import TeamStatus, team_sources
 
 #: Worker specialisations handed out in order when a team is formed.
 WORKER_SPECIALIZATIONS = ("research", "engineering", "writing", "analysis", "design", "testing")
-
-
-@dataclass(frozen=True)
-class TeamPage:
-    items: list[TeamPublic]
-    next_cursor: str | None
 
 
 def _default_name(goal: str) -> str:
@@ -108,7 +101,7 @@ class TeamService:
         include_tasks: bool = False,
         limit: int = 50,
         cursor: str | None = None,
-    ) -> TeamPage:
+    ) -> Page[TeamPublic]:
         """Newest first, keyset-paginated; members and tasks come in the same query."""
         where = ["t.company_id = %(company_id)s"]
         params: dict[str, Any] = {"company_id": company_id, "limit": limit + 1}
@@ -116,9 +109,7 @@ class TeamService:
             where.append("t.status = %(status)s")
             params["status"] = status.value
         if cursor:
-            created_at, last_id = decode_cursor(cursor)
-            where.append("(t.created_at, t.id) < (%(c_at)s, %(c_id)s)")
-            params.update(c_at=created_at, c_id=last_id)
+            where.append(after_cursor(cursor, params, "t"))
         statement = (
             q.team_select(members=include_members, tasks=include_tasks, costs=False)
             + " WHERE " + " AND ".join(where)
@@ -127,9 +118,7 @@ class TeamService:
         async with self.db.connection() as conn:
             cur = await conn.execute(statement, params)
             rows = await cur.fetchall()
-        items = [TeamPublic.model_validate(r) for r in rows[:limit]]
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if len(rows) > limit else None
-        return TeamPage(items, next_cursor)
+        return to_page(rows, limit, TeamPublic)
 
     async def members(self, team_id: UUID) -> list[MemberPublic]:
         async with self.db.connection() as conn:
