@@ -209,11 +209,11 @@ async def run_side_phases(b: Bench, phases: set[str]) -> None:
     if "micro" in phases:
         await _micro(b)
     if "others" in phases:
-        for module in ("loadtests.bench_realtime", "loadtests.bench_dashboard"):
+        for module in ("loadtests.bench_realtime", "loadtests.bench_dashboard", "loadtests.bench_teams"):
             if not (REPO / (module.replace(".", "/") + ".py")).exists():
                 b.extra.append(f"`{module}`: not present in this tree; not run.")
                 continue
-            code, out = await run_command([sys.executable, "-m", module], seconds=240)
+            code, out = await run_command([sys.executable, "-m", module], seconds=900)
             tail = "\n".join(out.strip().splitlines()[-25:])
             b.extra.append(f"`python -m {module}` (exit {code}):\n\n```\n{tail}\n```")
             b.say(f"{module} exit {code}")

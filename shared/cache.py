@@ -106,42 +106,80 @@ class RedisQueryCache:
 
 @dataclass
 class _Entry:
+    generation: int
     expires: float
     value: bytes
 
 
 @dataclass
 class LocalQueryCache:
-    """In-process TTL cache for a single host (no REDIS_URL)."""
+    """In-process TTL cache for a single host (no REDIS_URL).
+
+    One entry per key, bounded in count and bytes. Bumping a company's generation drops that
+    company's entries of the scope at once (they could never be read again), so a busy company's
+    writes do not fill memory with dead entries until the LRU bound is reached.
+    """
 
     ttl_seconds: int = 30
     max_entries: int = 10_000
+    max_bytes: int = 32 * 1024 * 1024
     backend: str = "in-process"
     stats: CacheStats = field(default_factory=CacheStats)
     _generations: dict[tuple[str, UUID], int] = field(default_factory=dict)
-    _entries: OrderedDict[str, _Entry] = field(default_factory=OrderedDict)
+    _entries: OrderedDict[tuple[str, UUID, str], _Entry] = field(default_factory=OrderedDict)
+    _keys: dict[tuple[str, UUID], set[str]] = field(default_factory=dict)
+    _bytes: int = 0
+
+    @property
+    def size_bytes(self) -> int:
+        return self._bytes
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     async def get_or_load(self, company_id: UUID, key: str, loader: Callable[[], Awaitable[bytes]], *,
                           scope: str = "data") -> bytes:
-        generation = (scope, company_id)
-        full_key = f"{scope}:{company_id}:{self._generations.get(generation, 0)}:{key}"
+        generation = self._generations.get((scope, company_id), 0)
+        full_key = (scope, company_id, key)
         entry = self._entries.get(full_key)
         now = time.monotonic()
-        if entry is not None and entry.expires > now:
+        if entry is not None and entry.generation == generation and entry.expires > now:
             self.stats.hits += 1
             self._entries.move_to_end(full_key)
             return entry.value
         self.stats.misses += 1
         value = await loader()
-        if full_key.startswith(f"{scope}:{company_id}:{self._generations.get(generation, 0)}:"):
-            self._entries[full_key] = _Entry(now + self.ttl_seconds, value)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
+        if self._generations.get((scope, company_id), 0) == generation:  # no write while loading
+            self._store(full_key, _Entry(generation, now + self.ttl_seconds, value))
         return value
 
     async def invalidate(self, company_id: UUID, *, scope: str = "data") -> None:
         self.stats.invalidations += 1
         self._generations[(scope, company_id)] = self._generations.get((scope, company_id), 0) + 1
+        for key in self._keys.pop((scope, company_id), set()):
+            self._drop((scope, company_id, key), forget_key=False)
+
+    def _store(self, full_key: tuple[str, UUID, str], entry: _Entry) -> None:
+        if len(entry.value) > self.max_bytes:
+            return
+        self._drop(full_key)
+        self._entries[full_key] = entry
+        self._keys.setdefault(full_key[:2], set()).add(full_key[2])
+        self._bytes += len(entry.value)
+        while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
+            self._drop(next(iter(self._entries)))
+
+    def _drop(self, full_key: tuple[str, UUID, str], *, forget_key: bool = True) -> None:
+        entry = self._entries.pop(full_key, None)
+        if entry is None:
+            return
+        self._bytes -= len(entry.value)
+        if forget_key:
+            keys = self._keys.get(full_key[:2])
+            if keys is not None:
+                keys.discard(full_key[2])
+                if not keys:
+                    del self._keys[full_key[:2]]
 
 
 class RateLimiter:

@@ -89,3 +89,39 @@ async def test_audit_and_data_scopes_are_invalidated_separately():
     assert await cache.get_or_load(company, "teams", data) == b"teams-1"
     assert await cache.get_or_load(company, "audit", audit, scope="audit") == b"audit-2"
     assert (data_calls["n"], audit_calls["n"]) == (1, 2)
+
+
+async def test_in_process_cache_drops_a_companys_entries_when_its_generation_moves():
+    cache = LocalQueryCache(ttl_seconds=30)
+    busy, quiet = uuid.uuid4(), uuid.uuid4()
+    for i in range(50):
+        await cache.get_or_load(busy, f"team:{i}", _value(b"x" * 100))
+    await cache.get_or_load(quiet, "teams", _value(b"y" * 100))
+    await cache.get_or_load(busy, "audit", _value(b"z"), scope="audit")
+    assert len(cache) == 52
+    await cache.invalidate(busy)
+    assert len(cache) == 2 and cache.size_bytes == 101
+    for _ in range(20):  # a write between every read: never more than one entry per key
+        await cache.get_or_load(busy, "team:1", _value(b"v" * 10))
+        await cache.invalidate(busy)
+    assert len(cache) == 2
+
+
+async def test_in_process_cache_is_bounded_in_bytes_and_evicts_least_recently_used():
+    cache = LocalQueryCache(ttl_seconds=30, max_bytes=1000)
+    company = uuid.uuid4()
+    for i in range(5):
+        await cache.get_or_load(company, f"k{i}", _value(b"a" * 300))
+    assert cache.size_bytes <= 1000 and len(cache) == 3
+    load, calls = loader([b"fresh"])
+    assert await cache.get_or_load(company, "k0", load) == b"fresh"  # k0 was evicted
+    assert await cache.get_or_load(company, "k4", load) == b"a" * 300  # k4 is still there
+    assert calls["n"] == 1
+    await cache.get_or_load(company, "huge", _value(b"h" * 2000))
+    assert cache.size_bytes <= 1000
+
+
+def _value(data: bytes):
+    async def load() -> bytes:
+        return data
+    return load
