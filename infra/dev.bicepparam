@@ -4,9 +4,13 @@ using 'main.bicep'
 param environmentName = 'dev'
 param alertEmail = readEnvironmentVariable('GP_ALERT_EMAIL', 'oncall-dev@example.com')
 param postgresAdminPassword = readEnvironmentVariable('POSTGRES_ADMIN_PASSWORD')
+param postgresAppPassword = readEnvironmentVariable('POSTGRES_APP_PASSWORD')
 param jwtSigningKeys = readEnvironmentVariable('JWT_SIGNING_KEYS', '')
 param anthropicApiKey = readEnvironmentVariable('ANTHROPIC_API_KEY', '')
 param openaiApiKey = readEnvironmentVariable('OPENAI_API_KEY', '')
+
+// Public endpoints (Entra ID, keys, TLS) keep dev cheap; Free Web PubSub has no private endpoint.
+param privateNetworking = false
 
 param storageSkuName = 'Standard_LRS'
 param postgresSkuName = 'Standard_B1ms'

@@ -24,11 +24,18 @@ param namePrefix string = 'gp'
 @description('Address the on-call alerts are sent to.')
 param alertEmail string
 
+@description('VNet integration + private endpoints; public network access disabled on Key Vault, Storage, Redis and Postgres, Web PubSub public for client connections only (docs/infrastructure.md, Networking). Needs Standard_S1+ Web PubSub.')
+param privateNetworking bool = true
+
 // --- secrets (never defaults with values, never outputs) ---
 param postgresAdminLogin string = 'gpadmin'
 
 @secure()
 param postgresAdminPassword string
+
+@description('Password of the app\'s least-privilege database role (postgres-app-password); scripts/deploy.sh reuses or generates it.')
+@secure()
+param postgresAppPassword string
 
 @description('JSON {"<kid>": "<secret>"}; empty keeps the secret already in Key Vault.')
 @secure()
@@ -79,12 +86,22 @@ var tags = {
   environment: environmentName
 }
 
+module network 'modules/network.bicep' = if (privateNetworking) {
+  name: 'network'
+  params: {
+    name: '${baseName}-vnet'
+    location: location
+    tags: tags
+  }
+}
+
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
     name: take('kv${namePrefix}${environmentName}${suffix}', 24)
     location: location
     tags: tags
+    privateNetworking: privateNetworking
     jwtSigningKeys: jwtSigningKeys
     anthropicApiKey: anthropicApiKey
     openaiApiKey: openaiApiKey
@@ -98,6 +115,7 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     skuName: storageSkuName
+    privateNetworking: privateNetworking
   }
 }
 
@@ -127,6 +145,8 @@ module postgres 'modules/postgres.bicep' = {
     highAvailability: postgresHighAvailability
     administratorLogin: postgresAdminLogin
     administratorLoginPassword: postgresAdminPassword
+    appRolePassword: postgresAppPassword
+    privateNetworking: privateNetworking
     keyVaultName: keyVault.outputs.name
   }
 }
@@ -139,6 +159,7 @@ module redis 'modules/redis.bicep' = {
     tags: tags
     skuName: redisSkuName
     capacity: redisCapacity
+    privateNetworking: privateNetworking
     keyVaultName: keyVault.outputs.name
   }
 }
@@ -151,11 +172,107 @@ module webPubSub 'modules/webpubsub.bicep' = {
     tags: tags
     skuName: webPubSubSkuName
     capacity: webPubSubCapacity
+    privateNetworking: privateNetworking
     keyVaultName: keyVault.outputs.name
   }
 }
 
-// Created after every secret-writing module so the Key Vault references resolve on first start.
+// Private endpoints (privateNetworking): one per service sub-resource, registered in the zones
+// network.bicep links to the VNet. Storage needs blob, queue and table: the Functions host and the
+// Durable task hub use all three.
+module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-kv'
+  params: {
+    name: '${baseName}-pe-kv'
+    location: location
+    tags: tags
+    privateLinkServiceId: keyVault.outputs.id
+    groupId: 'vault'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.keyVaultZoneId
+  }
+}
+
+module storageBlobEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-blob'
+  params: {
+    name: '${baseName}-pe-blob'
+    location: location
+    tags: tags
+    privateLinkServiceId: storage.outputs.id
+    groupId: 'blob'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.blobZoneId
+  }
+}
+
+module storageQueueEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-queue'
+  params: {
+    name: '${baseName}-pe-queue'
+    location: location
+    tags: tags
+    privateLinkServiceId: storage.outputs.id
+    groupId: 'queue'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.queueZoneId
+  }
+}
+
+module storageTableEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-table'
+  params: {
+    name: '${baseName}-pe-table'
+    location: location
+    tags: tags
+    privateLinkServiceId: storage.outputs.id
+    groupId: 'table'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.tableZoneId
+  }
+}
+
+module redisEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-redis'
+  params: {
+    name: '${baseName}-pe-redis'
+    location: location
+    tags: tags
+    privateLinkServiceId: redis.outputs.id
+    groupId: 'redisCache'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.redisZoneId
+  }
+}
+
+module webPubSubEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-wps'
+  params: {
+    name: '${baseName}-pe-wps'
+    location: location
+    tags: tags
+    privateLinkServiceId: webPubSub.outputs.id
+    groupId: 'webpubsub'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.webPubSubZoneId
+  }
+}
+
+module postgresEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-pg'
+  params: {
+    name: '${baseName}-pe-pg'
+    location: location
+    tags: tags
+    privateLinkServiceId: postgres.outputs.id
+    groupId: 'postgresqlServer'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.postgresZoneId
+  }
+}
+
+// Created after every secret-writing module (and, with private networking, every private
+// endpoint) so the Key Vault references and data stores resolve on first start.
 module functionApp 'modules/functionapp.bicep' = {
   name: 'functionapp'
   params: {
@@ -179,12 +296,20 @@ module functionApp 'modules/functionapp.bicep' = {
     logLevel: logLevel
     dbPoolMaxSize: dbPoolMaxSize
     corsAllowedOrigins: corsAllowedOrigins
+    virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
   }
   dependsOn: [
     monitoring
     postgres
     redis
     webPubSub
+    keyVaultEndpoint
+    storageBlobEndpoint
+    storageQueueEndpoint
+    storageTableEndpoint
+    redisEndpoint
+    webPubSubEndpoint
+    postgresEndpoint
   ]
 }
 
@@ -231,4 +356,6 @@ output storageAccountName string = storage.outputs.name
 output releasesContainerName string = storage.outputs.releasesContainerName
 output postgresServerName string = postgres.outputs.name
 output postgresFqdn string = postgres.outputs.fqdn
+output postgresDatabaseName string = postgres.outputs.databaseName
+output postgresAdminLoginName string = postgres.outputs.administratorLogin
 output appInsightsName string = monitoring.outputs.appInsightsName

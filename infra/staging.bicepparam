@@ -4,9 +4,13 @@ using 'main.bicep'
 param environmentName = 'staging'
 param alertEmail = readEnvironmentVariable('GP_ALERT_EMAIL', 'oncall-staging@example.com')
 param postgresAdminPassword = readEnvironmentVariable('POSTGRES_ADMIN_PASSWORD')
+param postgresAppPassword = readEnvironmentVariable('POSTGRES_APP_PASSWORD')
 param jwtSigningKeys = readEnvironmentVariable('JWT_SIGNING_KEYS', '')
 param anthropicApiKey = readEnvironmentVariable('ANTHROPIC_API_KEY', '')
 param openaiApiKey = readEnvironmentVariable('OPENAI_API_KEY', '')
+
+// VNet integration + private endpoints (docs/infrastructure.md, Networking).
+param privateNetworking = true
 
 param storageSkuName = 'Standard_ZRS'
 param postgresSkuName = 'Standard_D2ds_v5'

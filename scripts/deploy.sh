@@ -2,11 +2,20 @@
 # Deploy Ghost Pirates to one environment (docs/runbook.md, "Deploy"):
 #   1. provision/update infrastructure  (az deployment group create: infra/main.bicep + ENV.bicepparam)
 #   2. build the package                 (scripts/package_app.py, honoring .funcignore)
-#   3. run database migrations once      (python -m shared.db.migrate, DATABASE_URL from Key Vault)
+#   3. run database migrations once      (python -m shared.db.migrate as the server admin), then
+#      apply shared/db/roles.sql            (scripts/apply_db_roles.py: the app's DML-only role)
 #   4. keep the running package          (releases/ENV/current.zip in the runtime storage account)
 #   5. zip-deploy the new package        (az functionapp deployment source config-zip, remote build)
 #   6. wait for /api/health              (scripts/wait_healthy.py, bounded by HEALTH_TIMEOUT_SECONDS)
 #   7. on failure roll back to the previous package and wait again; on success record the release
+#   9. private networking only: close the deploy window (also on any failure, through a trap)
+#
+# Private networking (privateNetworking in infra/ENV.bicepparam; on for staging and prod): Key
+# Vault, Storage and Postgres refuse public traffic, yet steps 1 (secret reads), 3 (migrations,
+# roles) and 4/5/8 (packages) need their data planes. Unless GP_DEPLOY_FROM_VNET=1 (a runner inside
+# the VNet or a peered network), the script opens a temporary deploy window for RUNNER_IP only:
+# public access on with default action Deny and one IP rule (Postgres: one firewall rule), closed
+# again on exit; the next Bicep deploy re-asserts the closed state whatever happened.
 #
 # Usage: scripts/deploy.sh dev|staging|prod [--dry-run]
 # --dry-run prints every command (secrets stay as the commands that fetch them) and exits 0
@@ -15,12 +24,16 @@
 # Environment:
 #   POSTGRES_ADMIN_PASSWORD  required by the bicepparam files; when unset it is read from the
 #                            vault's postgres-admin-password secret (after the first deploy)
+#   POSTGRES_APP_PASSWORD    password of the app's database role ghost_pirates_app; when unset it
+#                            is read from postgres-app-password, or generated on the first deploy
 #   GP_ALERT_EMAIL           on-call address (required for prod)
 #   GP_RESOURCE_GROUP        default rg-ghost-pirates-ENV
 #   GP_LOCATION              default westeurope (used when the resource group is created)
 #   GP_SUBSCRIPTION          optional subscription id or name
-#   RUNNER_IP                optional public IP of this machine: a temporary Postgres firewall
-#                            rule admits it for the migration and is removed afterwards
+#   RUNNER_IP                public IP of this machine: a temporary Postgres firewall rule admits
+#                            it for the migrations; with private networking it is required (the
+#                            deploy window) unless GP_DEPLOY_FROM_VNET=1
+#   GP_DEPLOY_FROM_VNET      1 when this runner reaches the private endpoints itself (no window)
 #   HEALTH_TIMEOUT_SECONDS   default 300
 #   HEALTH_ACCEPT_DEGRADED   1 to accept a 200 "degraded" health answer (Web PubSub down)
 #   JWT_SIGNING_KEYS, ANTHROPIC_API_KEY, OPENAI_API_KEY  optional: written to Key Vault when set
@@ -77,7 +90,80 @@ output_of() {  # read one deployment output from the JSON saved in step 1
     "$dist/outputs-$env_name.json" "$1"
 }
 
+# --- private networking: which data-plane path this run takes ---
+app_role="ghost_pirates_app"  # shared/db/roles.sql, infra/modules/postgres.bicep (appRoleName)
+private_networking=true       # main.bicep default; the parameter file may turn it off
+if grep -Eq '^param privateNetworking = false' "infra/$env_name.bicepparam"; then private_networking=false; fi
+window=false
+if [[ "$private_networking" == true && "${GP_DEPLOY_FROM_VNET:-0}" != 1 ]]; then
+  window=true
+  if [[ -z "${RUNNER_IP:-}" ]]; then
+    if [[ "$dry_run" == false ]]; then
+      echo "private networking is on for $env_name: set RUNNER_IP (this runner's public IP) for the deploy window," >&2
+      echo "or GP_DEPLOY_FROM_VNET=1 on a runner inside the VNet (docs/runbook.md, Deploy)" >&2
+      exit 1
+    fi
+    RUNNER_IP="<RUNNER_IP>"
+  fi
+fi
+window_vault=""; window_storage=""; window_pg=""; firewall_rule="deploy-$stamp"
+
+# Open the deploy window on one resource kind for RUNNER_IP (idempotent; each call prints its commands).
+open_vault_window() {
+  window_vault="$1"
+  run az keyvault update --resource-group "$resource_group" --name "$1" \
+    --public-network-access Enabled --default-action Deny --bypass AzureServices -o none
+  run az keyvault network-rule add --resource-group "$resource_group" --name "$1" --ip-address "$RUNNER_IP/32" -o none
+}
+open_storage_window() {
+  window_storage="$1"
+  run az storage account update --resource-group "$resource_group" --name "$1" \
+    --public-network-access Enabled --default-action Deny --bypass AzureServices -o none
+  run az storage account network-rule add --resource-group "$resource_group" --account-name "$1" --ip-address "$RUNNER_IP" -o none
+}
+open_postgres_window() {
+  window_pg="$1"
+  run az postgres flexible-server update --resource-group "$resource_group" --name "$1" --public-access Enabled -o none
+}
+# Close whatever was opened; every command runs even if another fails (trap on EXIT).
+close_window() {
+  local status=0
+  if [[ -n "$window_pg" ]]; then
+    run az postgres flexible-server firewall-rule delete --resource-group "$resource_group" --name "$window_pg" \
+      --rule-name "$firewall_rule" --yes -o none || status=1
+    if [[ "$window" == true ]]; then
+      run az postgres flexible-server update --resource-group "$resource_group" --name "$window_pg" --public-access Disabled -o none || status=1
+    fi
+  fi
+  if [[ -n "$window_storage" ]]; then
+    run az storage account network-rule remove --resource-group "$resource_group" --account-name "$window_storage" --ip-address "$RUNNER_IP" -o none || status=1
+    run az storage account update --resource-group "$resource_group" --name "$window_storage" \
+      --public-network-access Disabled --default-action Deny -o none || status=1
+  fi
+  if [[ -n "$window_vault" ]]; then
+    run az keyvault network-rule remove --resource-group "$resource_group" --name "$window_vault" --ip-address "$RUNNER_IP/32" -o none || status=1
+    run az keyvault update --resource-group "$resource_group" --name "$window_vault" \
+      --public-network-access Disabled --default-action Deny -o none || status=1
+  fi
+  window_vault=""; window_storage=""; window_pg=""
+  if [[ "$status" != 0 ]]; then
+    echo "DEPLOY WINDOW NOT FULLY CLOSED: run scripts/deploy.sh $env_name again or close it by hand (docs/runbook.md, Deploy)" >&2
+  fi
+}
+on_exit() { local rc=$?; close_window; exit "$rc"; }
+if [[ "$dry_run" == false ]]; then trap on_exit EXIT; fi
+
 echo "Ghost Pirates deploy: environment=$env_name resource_group=$resource_group version=$version dry_run=$dry_run"
+if [[ "$private_networking" == true && "$window" == true ]]; then
+  echo "network: private networking ON; data-plane steps use a temporary deploy window for RUNNER_IP=$RUNNER_IP only"
+  echo "         (Key Vault, Storage: public access on, default Deny, one IP rule; Postgres: public access on, one"
+  echo "         firewall rule), closed in step 9 and on any exit; the next Bicep deploy re-asserts the closed state"
+elif [[ "$private_networking" == true ]]; then
+  echo "network: private networking ON; GP_DEPLOY_FROM_VNET=1: data-plane steps go through the private endpoints (no window)"
+else
+  echo "network: private networking OFF ($env_name): public endpoints guarded by Entra ID, keys and TLS;"
+  echo "         Postgres admits RUNNER_IP through a temporary firewall rule when RUNNER_IP is set"
+fi
 if [[ "$dry_run" == false ]]; then mkdir -p "$dist"; fi
 
 step "0. preflight: signed-in Azure CLI and resource group"
@@ -86,9 +172,12 @@ run az account show --query "{subscription:name, user:user.name}" -o table
 run az group create --name "$resource_group" --location "$location" --tags application=ghost-pirates "environment=$env_name" -o none
 
 step "1. infrastructure: az deployment group create (infra/main.bicep + infra/$env_name.bicepparam)"
-if [[ -z "${POSTGRES_ADMIN_PASSWORD:-}" ]]; then
-  # After the first deploy the password lives in Key Vault; reuse it so the server is not reset.
+if [[ -z "${POSTGRES_ADMIN_PASSWORD:-}" || -z "${POSTGRES_APP_PASSWORD:-}" ]]; then
+  # After the first deploy the passwords live in Key Vault; reuse them so nothing is reset.
   vault_name="$(capture "<keyVaultName>" az keyvault list --resource-group "$resource_group" --query "[0].name" -o tsv)"
+  if [[ -n "$vault_name" && "$window" == true ]]; then open_vault_window "$vault_name"; fi
+fi
+if [[ -z "${POSTGRES_ADMIN_PASSWORD:-}" ]]; then
   if [[ "$dry_run" == false && -z "$vault_name" ]]; then
     echo "POSTGRES_ADMIN_PASSWORD is not set and no vault exists yet (first deploy): set it" >&2
     exit 1
@@ -97,6 +186,21 @@ if [[ -z "${POSTGRES_ADMIN_PASSWORD:-}" ]]; then
   if [[ "$dry_run" == false ]]; then
     POSTGRES_ADMIN_PASSWORD="$(az keyvault secret show --vault-name "$vault_name" --name postgres-admin-password --query value -o tsv)"
     export POSTGRES_ADMIN_PASSWORD
+  fi
+fi
+if [[ -z "${POSTGRES_APP_PASSWORD:-}" ]]; then
+  # The app role's password is generated once and then kept in Key Vault (postgres-app-password).
+  echo "+ export POSTGRES_APP_PASSWORD=\$(az keyvault secret show --vault-name ${vault_name:-<none yet>} --name postgres-app-password --query value -o tsv || python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+  if [[ "$dry_run" == false ]]; then
+    POSTGRES_APP_PASSWORD=""
+    if [[ -n "$vault_name" ]]; then
+      POSTGRES_APP_PASSWORD="$(az keyvault secret show --vault-name "$vault_name" --name postgres-app-password --query value -o tsv 2>/dev/null || true)"
+    fi
+    if [[ -z "$POSTGRES_APP_PASSWORD" ]]; then
+      echo "no postgres-app-password yet: generating one (first deploy with the app role)"
+      POSTGRES_APP_PASSWORD="$("$python_bin" -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    fi
+    export POSTGRES_APP_PASSWORD
   fi
 fi
 run_to_file "$dist/outputs-$env_name.json" az deployment group create \
@@ -108,33 +212,54 @@ run_to_file "$dist/outputs-$env_name.json" az deployment group create \
 if [[ "$dry_run" == true ]]; then
   app_name="<functionAppName>"; app_host="<functionAppHostName>"; vault_name="<keyVaultName>"
   storage_name="<storageAccountName>"; releases="<releasesContainerName>"; pg_server="<postgresServerName>"
+  pg_fqdn="<postgresFqdn>"; pg_database="<postgresDatabaseName>"; pg_admin="<postgresAdminLoginName>"
 else
   app_name="$(output_of functionAppName)"; app_host="$(output_of functionAppHostName)"
   vault_name="$(output_of keyVaultName)"; storage_name="$(output_of storageAccountName)"
   releases="$(output_of releasesContainerName)"; pg_server="$(output_of postgresServerName)"
+  pg_fqdn="$(output_of postgresFqdn)"; pg_database="$(output_of postgresDatabaseName)"
+  pg_admin="$(output_of postgresAdminLoginName)"
+fi
+if [[ "$window" == true ]]; then
+  step "1b. deploy window for $RUNNER_IP (the deployment above closed everything again)"
+  # Bicep set publicNetworkAccess Disabled and emptied the IP rules: open for this runner only.
+  window_vault=""  # re-opened below; the earlier opening was undone by the deployment
+  open_vault_window "$vault_name"
+  open_storage_window "$storage_name"
+  open_postgres_window "$pg_server"
+  echo "+ sleep 30  # network rules take effect within about 30 s"
+  if [[ "$dry_run" == false ]]; then sleep 30; fi
 fi
 
 step "2. package: scripts/package_app.py (honors .funcignore)"
 run "$python_bin" scripts/package_app.py "$package"
 
-step "3. migrations: python -m shared.db.migrate with DATABASE_URL from Key Vault (run once, before the code)"
-firewall_rule="deploy-$stamp"
+step "3. migrations as the server admin, then shared/db/roles.sql (app role $app_role: DML only)"
+# The app's database-url is the least-privilege role, which cannot migrate: migrations and the
+# role grants run with the admin login and POSTGRES_ADMIN_PASSWORD (never printed).
 if [[ -n "${RUNNER_IP:-}" ]]; then
+  window_pg="$pg_server"
   run az postgres flexible-server firewall-rule create --resource-group "$resource_group" --name "$pg_server" \
     --rule-name "$firewall_rule" --start-ip-address "$RUNNER_IP" --end-ip-address "$RUNNER_IP" -o none
-  if [[ "$dry_run" == false ]]; then
-    trap 'az postgres flexible-server firewall-rule delete --resource-group "$resource_group" --name "$pg_server" --rule-name "$firewall_rule" --yes -o none || true' EXIT
-  fi
 fi
-echo "+ DATABASE_URL=\$(az keyvault secret show --vault-name $vault_name --name database-url --query value -o tsv) $python_bin -m shared.db.migrate"
+admin_url() {
+  PGA_USER="$pg_admin" PGA_HOST="$pg_fqdn" PGA_DB="$pg_database" "$python_bin" -c '
+import os, urllib.parse
+q = lambda s: urllib.parse.quote(s, safe="")
+e = os.environ
+print("postgresql://%s:%s@%s:5432/%s?sslmode=require"
+      % (q(e["PGA_USER"]), q(e["POSTGRES_ADMIN_PASSWORD"]), e["PGA_HOST"], q(e["PGA_DB"])))'
+}
+echo "+ DATABASE_URL=<postgresql://$pg_admin:\$POSTGRES_ADMIN_PASSWORD@$pg_fqdn:5432/$pg_database?sslmode=require> $python_bin -m shared.db.migrate"
+echo "+ DATABASE_ADMIN_URL=<same admin URL> POSTGRES_APP_PASSWORD=<postgres-app-password> $python_bin scripts/apply_db_roles.py --role $app_role"
 if [[ "$dry_run" == false ]]; then
-  DATABASE_URL="$(az keyvault secret show --vault-name "$vault_name" --name database-url --query value -o tsv)" \
-    "$python_bin" -m shared.db.migrate
+  DATABASE_URL="$(admin_url)" "$python_bin" -m shared.db.migrate
+  DATABASE_ADMIN_URL="$(admin_url)" "$python_bin" scripts/apply_db_roles.py --role "$app_role"
 fi
-if [[ -n "${RUNNER_IP:-}" ]]; then
+if [[ -n "${RUNNER_IP:-}" && "$window" == false ]]; then
   run az postgres flexible-server firewall-rule delete --resource-group "$resource_group" --name "$pg_server" \
     --rule-name "$firewall_rule" --yes -o none
-  trap - EXIT
+  window_pg=""
 fi
 
 step "4. keep the running package for rollback: $releases/$env_name/current.zip"
@@ -197,6 +322,11 @@ run az storage blob upload --auth-mode login --account-name "$storage_name" --co
   --name "$env_name/$version.zip" --file "$package" --overwrite true -o none
 run az storage blob upload --auth-mode login --account-name "$storage_name" --container-name "$releases" \
   --name "$env_name/current.zip" --file "$package" --overwrite true -o none
+
+if [[ "$window" == true ]]; then
+  step "9. close the deploy window (public access Disabled again, IP rules removed)"
+  close_window
+fi
 
 echo
 if [[ "$dry_run" == true ]]; then

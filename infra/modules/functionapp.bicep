@@ -2,6 +2,10 @@
 // identity. Every secret-bearing setting is a Key Vault reference resolved by the platform with
 // that identity; the app refuses to start if one is left unresolved (shared/keyvault.py).
 // Runtime storage is identity-based: no account key exists anywhere.
+// With private networking the app's outbound traffic (all of it, including Key Vault reference
+// resolution and the runtime's storage calls) leaves through a subnet delegated to
+// Microsoft.App/environments and reaches the data stores on their private endpoints; inbound, the
+// API stays public (browsers and the Web PubSub upstream call it).
 
 param name string
 param planName string
@@ -48,6 +52,9 @@ param dbPoolMaxSize int = 10
 param corsAllowedOrigins array = []
 param webPubSubHub string = 'ghost_pirates'
 
+@description('Subnet delegated to Microsoft.App/environments for VNet integration; empty: none (dev).')
+param virtualNetworkSubnetId string = ''
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Flex Consumption places instances itself; zone redundancy is not yet offered in every region we deploy to (docs/production-checklist.md).
   name: planName
@@ -81,6 +88,8 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     clientCertEnabled: false
     publicNetworkAccess: 'Enabled'
     keyVaultReferenceIdentity: 'SystemAssigned'
+    virtualNetworkSubnetId: empty(virtualNetworkSubnetId) ? null : virtualNetworkSubnetId
+    vnetRouteAllEnabled: !empty(virtualNetworkSubnetId)
     functionAppConfig: {
       deployment: {
         storage: {

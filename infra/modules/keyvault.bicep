@@ -16,6 +16,9 @@ param tags object
 @maxValue(90)
 param softDeleteRetentionInDays int = 90
 
+@description('Private endpoint only: public network access disabled (the app resolves its Key Vault references through its VNet integration).')
+param privateNetworking bool = false
+
 @description('JSON object {"<kid>": "<secret>"} of JWT signing keys; empty keeps the current secret.')
 @secure()
 param jwtSigningKeys string = ''
@@ -29,8 +32,8 @@ param anthropicApiKey string = ''
 param openaiApiKey string = ''
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_109:Flex Consumption resolves Key Vault references only from a vault reachable on its public endpoint; access is RBAC-only (docs/infrastructure.md, Networking).
-  // checkov:skip=CKV_AZURE_189:Same reason as CKV_AZURE_109; a private endpoint comes with VNet integration (docs/production-checklist.md).
+  // checkov:skip=CKV_AZURE_109:Public access is a parameter: disabled with a private endpoint when privateNetworking is on (staging, prod); dev keeps the RBAC-only public endpoint. checkov cannot evaluate the condition (tests/infra/test_private_networking.py asserts it).
+  // checkov:skip=CKV_AZURE_189:Same as CKV_AZURE_109: publicNetworkAccess is Disabled whenever privateNetworking is on.
   name: name
   location: location
   tags: tags
@@ -47,10 +50,11 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enabledForDeployment: false
     enabledForTemplateDeployment: false
     enabledForDiskEncryption: false
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     networkAcls: {
       bypass: 'AzureServices'
-      defaultAction: 'Allow'
+      defaultAction: privateNetworking ? 'Deny' : 'Allow'
+      ipRules: []
     }
   }
 }

@@ -1,7 +1,12 @@
 // PostgreSQL Flexible Server: the system of record. Backups with a retention window give
 // point-in-time restore to any second inside it; geo-redundant backups and zone-redundant high
-// availability are parameters (on in prod). TLS is required on every connection. The connection
-// URL is written straight into Key Vault and never leaves this module.
+// availability are parameters (on in prod). TLS is required on every connection.
+// The app connects as the least-privilege role appRoleName (DML only; created and granted by
+// shared/db/roles.sql, which scripts/deploy.sh applies as the admin after the migrations); its
+// connection URL is written straight into Key Vault and never leaves this module. The admin
+// password is kept for deploys only (migrations, roles).
+// With privateNetworking the server is reached only through a private endpoint (main.bicep):
+// public network access is disabled and no firewall rule admits Azure services.
 
 param name string
 param location string
@@ -44,6 +49,16 @@ param administratorLoginPassword string
 
 param databaseName string = 'ghost_pirates'
 
+@description('Login the app connects as (DML only): must match scripts/apply_db_roles.py.')
+param appRoleName string = 'ghost_pirates_app'
+
+@description('Password of appRoleName, held in Key Vault (postgres-app-password); deploy.sh generates it on the first deploy.')
+@secure()
+param appRolePassword string
+
+@description('Private endpoint only: public network access disabled, no Azure-services firewall rule.')
+param privateNetworking bool = false
+
 @description('Vault receiving the database-url and postgres-admin-password secrets.')
 param keyVaultName string
 
@@ -76,7 +91,7 @@ resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
       mode: highAvailability ? 'ZoneRedundant' : 'Disabled'
     }
     network: {
-      publicNetworkAccess: 'Enabled'
+      publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     }
   }
 }
@@ -123,9 +138,9 @@ resource database 'Microsoft.DBforPostgreSQL/flexibleServers/databases@2024-08-0
   }
 }
 
-// The Flex Consumption app has no fixed outbound address without VNet integration, so the
-// firewall admits Azure services (0.0.0.0); the password and TLS still guard every connection.
-resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = {
+// Without private networking (dev) the Flex Consumption app has no fixed outbound address, so
+// the firewall admits Azure services (0.0.0.0); the password and TLS still guard every connection.
+resource allowAzureServices 'Microsoft.DBforPostgreSQL/flexibleServers/firewallRules@2024-08-01' = if (!privateNetworking) {
   parent: server
   name: 'AllowAllAzureServicesAndResourcesWithinAzureIps'
   properties: {
@@ -138,13 +153,24 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
 }
 
+// What the app reads (DATABASE_URL): the least-privilege role, never the admin.
 resource databaseUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
-  // checkov:skip=CKV_AZURE_41:Rotated with the database password (docs/runbook.md); an expiry would take the app down.
+  // checkov:skip=CKV_AZURE_41:Rotated with the app role's password (docs/runbook.md); an expiry would take the app down.
   parent: vault
   name: 'database-url'
   properties: {
-    value: 'postgresql://${uriComponent(administratorLogin)}:${uriComponent(administratorLoginPassword)}@${server.properties.fullyQualifiedDomainName}:5432/${database.name}?sslmode=require'
+    value: 'postgresql://${uriComponent(appRoleName)}:${uriComponent(appRolePassword)}@${server.properties.fullyQualifiedDomainName}:5432/${database.name}?sslmode=require'
     contentType: 'text/uri-list'
+  }
+}
+
+resource appPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
+  // checkov:skip=CKV_AZURE_41:Rotated by the runbook procedure; an expiry would block the next deploy.
+  parent: vault
+  name: 'postgres-app-password'
+  properties: {
+    value: appRolePassword
+    contentType: 'text/plain'
   }
 }
 
@@ -162,3 +188,4 @@ output id string = server.id
 output name string = server.name
 output fqdn string = server.properties.fullyQualifiedDomainName
 output databaseName string = database.name
+output administratorLogin string = administratorLogin

@@ -16,11 +16,14 @@ param skuName string = 'Basic'
 @maxValue(6)
 param capacity int = 0
 
+@description('Private endpoint only: public network access disabled.')
+param privateNetworking bool = false
+
 @description('Vault receiving the redis-url secret.')
 param keyVaultName string
 
 resource redis 'Microsoft.Cache/redis@2024-03-01' = {
-  // checkov:skip=CKV_AZURE_89:The app has no fixed outbound address without VNet integration; the cache needs TLS and its key.
+  // checkov:skip=CKV_AZURE_89:Public access is a parameter: disabled with a private endpoint when privateNetworking is on (staging, prod); dev keeps the TLS + key public endpoint. checkov cannot evaluate the condition (tests/infra/test_private_networking.py asserts it).
   name: name
   location: location
   tags: tags
@@ -32,7 +35,7 @@ resource redis 'Microsoft.Cache/redis@2024-03-01' = {
     }
     enableNonSslPort: false
     minimumTlsVersion: '1.2'
-    publicNetworkAccess: 'Enabled'
+    publicNetworkAccess: privateNetworking ? 'Disabled' : 'Enabled'
     redisVersion: '6'
     redisConfiguration: {
       'maxmemory-policy': 'allkeys-lru'

@@ -16,6 +16,9 @@ param skuName string = 'Standard_S1'
 @minValue(1)
 param capacity int = 1
 
+@description('Server traffic (REST API, server connections) only through the private endpoint; browsers keep the public client endpoint. Needs Standard_S1 or Premium_P1.')
+param privateNetworking bool = false
+
 @description('Vault receiving the webpubsub-connection-string secret.')
 param keyVaultName string
 
@@ -32,7 +35,26 @@ resource webPubSub 'Microsoft.SignalRService/webPubSub@2024-03-01' = {
     capacity: capacity
   }
   properties: {
+    // Browsers connect to the client endpoint from the Internet, so public access stays enabled;
+    // with private networking the public network may only open client connections, while the
+    // app's REST API calls and server connections come through the private endpoint (private
+    // endpoint connections fall under defaultAction Allow).
     publicNetworkAccess: 'Enabled'
+    networkACLs: privateNetworking ? {
+      defaultAction: 'Allow'
+      publicNetwork: {
+        allow: [
+          'ClientConnection'
+        ]
+        deny: [
+          'ServerConnection'
+          'RESTAPI'
+          'Trace'
+        ]
+      }
+    } : {
+      defaultAction: 'Allow'
+    }
     disableLocalAuth: false
     disableAadAuth: false
     tls: {

@@ -119,3 +119,34 @@ def bicepparam_assignments(env: str) -> dict[str, str]:
         if match:
             assignments[match.group(1)] = match.group(2).strip()
     return assignments
+
+
+def module_config(module: dict[str, Any]) -> dict[str, Any]:
+    """A module's config, a conditional module (`= if (...) {...}`) unwrapped."""
+    config: dict[str, Any] = module["config"]
+    if "condition" in config and "config" in config:
+        inner: dict[str, Any] = config["config"]
+        return inner
+    return config
+
+
+def module_condition(module: dict[str, Any]) -> Any:
+    return module["config"].get("condition")
+
+
+def accessor(node: Any) -> str:
+    """`network.outputs.appSubnetId` from pycep's nested property_accessor operators."""
+    if isinstance(node, str):
+        return node
+    operands = node["operator"]["operands"]
+    return f"{accessor(operands['operand_1'])}.{accessor(operands['operand_2'])}"
+
+
+def when(value: Any, flag: str, on: bool) -> Any:
+    """The branch of `flag ? a : b` taken when the bool parameter `flag` is `on`; a value
+    that is not such a conditional is returned as is."""
+    if isinstance(value, dict) and value.get("operator", {}).get("type") == "conditional":
+        operands = value["operator"]["operands"]
+        if operands["condition"] == flag:
+            return operands["true_value"] if on else operands["false_value"]
+    return value

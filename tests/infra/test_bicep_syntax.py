@@ -12,6 +12,7 @@ from .bicep_model import (
     MAIN,
     bicep_files,
     bicepparam_assignments,
+    module_config,
     parsed,
     secure_params,
     syntax_problems,
@@ -44,7 +45,7 @@ def test_every_module_is_deployed_by_main_and_no_module_path_dangles():
 def test_main_passes_every_required_module_param_and_no_unknown_one():
     for symbol, module in parsed(MAIN)["modules"].items():
         declared = parsed(INFRA / module["detail"]["path"])["parameters"]
-        given = set(module["config"]["params"])
+        given = set(module_config(module)["params"])
         required = {name for name, p in declared.items() if p.get("default") is None}
         assert given <= set(declared), f"{symbol}: unknown params {given - set(declared)}"
         assert required <= given, f"{symbol}: missing params {required - given}"

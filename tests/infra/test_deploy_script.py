@@ -54,7 +54,7 @@ def test_dry_run_prints_every_step_and_calls_nothing(tmp_path):
         "--parameters infra/dev.bicepparam",
         "scripts/package_app.py",
         "-m shared.db.migrate",
-        "--name database-url",
+        "scripts/apply_db_roles.py --role ghost_pirates_app",
         "az storage blob download",
         "az functionapp deployment source config-zip",
         "scripts/wait_healthy.py https://",
@@ -63,9 +63,85 @@ def test_dry_run_prints_every_step_and_calls_nothing(tmp_path):
         "az storage blob upload",
     ):
         assert expected in out, f"dry run does not mention: {expected}"
-    assert out.index("az deployment group create") < out.index("shared.db.migrate") < out.index("config-zip")
+    assert (
+        out.index("az deployment group create")
+        < out.index("shared.db.migrate")
+        < out.index("apply_db_roles.py")
+        < out.index("config-zip")
+    )
+    # Migrations run as the admin: the app's database-url (the DML-only role) cannot migrate.
+    assert "--name database-url" not in out
     assert "do-not-print-me-123" not in out + result.stderr
     assert "Dry run complete" in out
+
+
+def test_dev_dry_run_has_public_endpoints_and_no_deploy_window(tmp_path):
+    result, _ = run_deploy(tmp_path, "dev", "--dry-run", extra_env={"POSTGRES_ADMIN_PASSWORD": "x" * 20})
+
+    assert result.returncode == 0, result.stderr
+    assert "private networking OFF" in result.stdout
+    assert "deploy window" not in result.stdout
+    assert "--public-access" not in result.stdout and "network-rule add" not in result.stdout
+
+
+@pytest.mark.parametrize("env", ["staging", "prod"])
+def test_private_dry_run_opens_a_deploy_window_for_the_runner_only_and_closes_it(tmp_path, env):
+    result, az_calls = run_deploy(
+        tmp_path,
+        env,
+        "--dry-run",
+        extra_env={
+            "POSTGRES_ADMIN_PASSWORD": "x" * 20,
+            "POSTGRES_APP_PASSWORD": "app-secret-not-printed",
+            "RUNNER_IP": "203.0.113.7",
+        },
+    )
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert not az_calls.exists()
+    assert "private networking ON" in out and "RUNNER_IP=203.0.113.7" in out
+    opened = out.index("1b. deploy window")
+    rg = f"--resource-group rg-ghost-pirates-{env}"
+    for command in (
+        f"az keyvault network-rule add {rg} --name \\<keyVaultName\\> --ip-address 203.0.113.7/32",
+        f"az storage account network-rule add {rg} --account-name \\<storageAccountName\\> --ip-address 203.0.113.7",
+        f"az postgres flexible-server update {rg} --name \\<postgresServerName\\> --public-access Enabled",
+    ):
+        assert out.find(command, opened) > opened, command
+    assert "--default-action Deny" in out
+    closed = out.index("9. close the deploy window")
+    steps = [out.index(s) for s in ("shared.db.migrate", "config-zip", "az storage blob upload")]
+    assert opened < steps[0] < steps[1] < steps[2] < closed
+    for command in (
+        "az keyvault network-rule remove",
+        f"az keyvault update {rg} --name \\<keyVaultName\\> --public-network-access Disabled",
+        "az storage account network-rule remove",
+        "--public-network-access Disabled --default-action Deny",
+        "firewall-rule delete",
+        "--public-access Disabled",
+    ):
+        assert out.find(command, closed) > closed, command
+    assert "app-secret-not-printed" not in out + result.stderr
+
+
+def test_private_deploy_without_runner_ip_stops_before_calling_azure(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNNER_IP", "GP_DEPLOY_FROM_VNET")}
+    result, az_calls = run_deploy(tmp_path, "prod", extra_env={**env, "POSTGRES_ADMIN_PASSWORD": "x" * 20})
+
+    assert result.returncode == 1
+    assert "set RUNNER_IP" in result.stderr and "GP_DEPLOY_FROM_VNET=1" in result.stderr
+    assert not az_calls.exists()
+
+
+def test_private_dry_run_from_inside_the_vnet_opens_no_window(tmp_path):
+    result, _ = run_deploy(
+        tmp_path, "prod", "--dry-run", extra_env={"POSTGRES_ADMIN_PASSWORD": "x" * 20, "GP_DEPLOY_FROM_VNET": "1"}
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert "through the private endpoints (no window)" in result.stdout
+    assert "network-rule add" not in result.stdout and "--public-access" not in result.stdout
 
 
 def test_dry_run_reads_the_database_password_from_key_vault_when_not_given(tmp_path):
