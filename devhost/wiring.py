@@ -89,6 +89,9 @@ class Listener:
             proxy_headers=False,
             timeout_graceful_shutdown=max(1, int(grace)),
             backlog=2048,
+            # Kestrel (the Functions host) keeps idle connections 130 s; uvicorn's 5 s default equals
+            # httpx's client-side expiry and races it (the client reuses a socket the server is closing).
+            timeout_keep_alive=130,
         )
         self._grace = grace
         self._server = _Server(config)

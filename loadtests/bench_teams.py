@@ -32,6 +32,7 @@ class Round:
     completed: int
     seconds: float
     rss_mib: float
+    errors: list[str]
 
     @property
     def teams_per_second(self) -> float:
@@ -45,14 +46,24 @@ def _plan(tasks: int) -> list[dict[str, object]]:
             for i in range(tasks)]
 
 
-async def _one_team(http: httpx.AsyncClient, auth: dict[str, str], tasks: int, deadline: float) -> bool:
+async def _one_team(http: httpx.AsyncClient, auth: dict[str, str], tasks: int, deadline: float,
+                    errors: list[str]) -> bool:
+    """Create, approve the plan, poll to the end. A failed request is recorded and, if it was a
+    read, the poll goes on (a user's browser would retry), so one error does not hide the rest."""
     created = await http.post("/api/teams", headers=auth, json={
         "goal": f"Benchmark team {uuid.uuid4().hex[:6]}", "approve_plan": True, "auto_start": True, "workers": 3})
     created.raise_for_status()
     team_id = created.json()["id"]
     approved = False
     while time.monotonic() < deadline:
-        team = (await http.get(f"/api/teams/{team_id}", headers=auth)).json()
+        try:
+            response = await http.get(f"/api/teams/{team_id}", headers=auth)
+            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            errors.append(f"GET /api/teams/{team_id}: {type(exc).__name__}: {exc}")
+            await asyncio.sleep(0.5)
+            continue
+        team = response.json()
         if team["status"] in ("completed", "failed", "cancelled"):
             return bool(team["status"] == "completed" and len(team["tasks"]) == tasks
                         and all(t["status"] == "completed" for t in team["tasks"]))
@@ -65,11 +76,13 @@ async def _one_team(http: httpx.AsyncClient, auth: dict[str, str], tasks: int, d
 
 async def _round(host: Devhost, auth: dict[str, str], teams: int, tasks: int, seconds: float) -> Round:
     limits = httpx.Limits(max_connections=50)
+    errors: list[str] = []
     async with httpx.AsyncClient(base_url=host.base_url, timeout=60, limits=limits) as http:
         started = time.monotonic()
-        results = await asyncio.gather(*(_one_team(http, auth, tasks, started + seconds) for _ in range(teams)))
+        results = await asyncio.gather(*(_one_team(http, auth, tasks, started + seconds, errors)
+                                         for _ in range(teams)))
         elapsed = time.monotonic() - started
-    return Round(teams, sum(results), elapsed, host.rss_mib())
+    return Round(teams, sum(results), elapsed, host.rss_mib(), errors)
 
 
 def _database() -> tuple[str, str]:
@@ -100,6 +113,7 @@ async def run(teams: int, tasks: int, seconds: float, rounds: int = 1) -> int:
                 start_rss = host.rss_mib()
                 warm = await _round(host, auth, teams, tasks, seconds)
                 runs = [await _round(host, auth, teams, tasks, seconds) for _ in range(rounds)]
+                log_tail = host.log_path.read_text(errors="replace").splitlines()[-20:]
     finally:
         await asyncio.to_thread(_drop, name)
     measured = runs[-1]
@@ -107,10 +121,15 @@ async def run(teams: int, tasks: int, seconds: float, rounds: int = 1) -> int:
     print(f"{teams} teams x {tasks} tasks, concurrently, offline LLM at 0 ms")
     for label, r in (("warm-up", warm), *((f"round {i + 1}", r) for i, r in enumerate(runs))):
         print(f"  {label:9} {r.completed}/{r.teams} completed in {r.seconds:.1f} s "
-              f"({r.teams_per_second:.2f} teams/s, {r.teams * tasks / r.seconds:.1f} tasks/s), RSS {r.rss_mib:.0f} MiB")
+              f"({r.teams_per_second:.2f} teams/s, {r.teams * tasks / r.seconds:.1f} tasks/s), "
+              f"RSS {r.rss_mib:.0f} MiB, {len(r.errors)} request errors")
+        for error in r.errors[:5]:
+            print(f"    {error}")
     print(f"  RSS at start {start_rss:.0f} MiB; after the last round {growth:+.1%} vs after the warm-up "
           "(target within 10%)")
-    ok = warm.completed == teams and all(r.completed == teams for r in runs) and growth <= 0.10
+    ok = all(r.completed == teams and not r.errors for r in (warm, *runs)) and growth <= 0.10
+    if not ok:
+        print("  devhost log, last lines:", *log_tail, sep="\n    ")
     print("  result:", "PASS" if ok else "FAIL")
     return 0 if ok else 1
 
