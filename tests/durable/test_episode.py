@@ -111,3 +111,15 @@ def test_parse_cache_returns_exactly_what_dateutil_returns() -> None:
         first, again, reference = cached(text), cached(text), dateutil_parse(text)
         assert first is again
         assert first == reference and repr(first) == repr(reference)
+        assert type(first.tzinfo) is type(reference.tzinfo) and first.utcoffset() == reference.utcoffset()
+
+
+def test_parse_cache_values_share_one_zone_object() -> None:
+    """dateutil makes a new tzlocal() per parse; thousands of cached copies were most of the
+    devhost's memory growth under a long run."""
+    parse_cache.install()
+    from importlib import import_module
+
+    cached = import_module("azure.durable_functions.models.history.HistoryEvent").dt_parse
+    zones = {id(cached(f"2024-05-01T10:{m:02d}:{s:02d}.5Z").tzinfo) for m in range(3) for s in range(60)}
+    assert len(zones) == 1
