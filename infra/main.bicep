@@ -2,6 +2,9 @@
 // parameters (read from the deployer's environment by the .bicepparam files) or are derived from
 // resource keys inside the module that owns them, and are written straight into Key Vault; the
 // app sees them only as Key Vault references. No output carries a secret.
+// Two vaults: the app vault holds exactly the secrets the app reads (its identity is Key Vault
+// Secrets User there); the operations vault holds what only deployments need (the Postgres admin
+// and app-role passwords) and grants the app nothing, so the app cannot read the admin password.
 // Layout and decisions: docs/infrastructure.md. Deploy: scripts/deploy.sh.
 
 targetScope = 'resourceGroup'
@@ -95,16 +98,35 @@ module network 'modules/network.bicep' = if (privateNetworking) {
   }
 }
 
+// The app vault: every secret the Function App references (and nothing else).
 module keyVault 'modules/keyvault.bicep' = {
   name: 'keyvault'
   params: {
     name: take('kv${namePrefix}${environmentName}${suffix}', 24)
     location: location
-    tags: tags
+    tags: union(tags, {
+      purpose: 'app'
+    })
     privateNetworking: privateNetworking
     jwtSigningKeys: jwtSigningKeys
     anthropicApiKey: anthropicApiKey
     openaiApiKey: openaiApiKey
+  }
+}
+
+// The operations vault: deploy-only secrets (postgres-admin-password, postgres-app-password),
+// read by scripts/deploy.sh as the deploying principal. No role assignment for the app's
+// identity targets it (roles.bicep gets the app vault only; tests/infra/test_ops_vault.py).
+// deploy.sh finds each vault by its purpose tag.
+module opsKeyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault-ops'
+  params: {
+    name: take('kvops${namePrefix}${environmentName}${suffix}', 24)
+    location: location
+    tags: union(tags, {
+      purpose: 'ops'
+    })
+    privateNetworking: privateNetworking
   }
 }
 
@@ -148,6 +170,7 @@ module postgres 'modules/postgres.bicep' = {
     appRolePassword: postgresAppPassword
     privateNetworking: privateNetworking
     keyVaultName: keyVault.outputs.name
+    opsKeyVaultName: opsKeyVault.outputs.name
   }
 }
 
@@ -187,6 +210,21 @@ module keyVaultEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking
     location: location
     tags: tags
     privateLinkServiceId: keyVault.outputs.id
+    groupId: 'vault'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.keyVaultZoneId
+  }
+}
+
+// The deployer reaches the operations vault through this endpoint from inside the VNet
+// (GP_DEPLOY_FROM_VNET=1); the app never calls it, so the app does not wait for it.
+module opsKeyVaultEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-kv-ops'
+  params: {
+    name: '${baseName}-pe-kv-ops'
+    location: location
+    tags: tags
+    privateLinkServiceId: opsKeyVault.outputs.id
     groupId: 'vault'
     subnetId: network.outputs.privateEndpointSubnetId
     privateDnsZoneId: network.outputs.keyVaultZoneId
@@ -313,6 +351,7 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
+// The app's identity: its roles name the app vault only, never opsKeyVault.
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
@@ -352,6 +391,7 @@ output functionAppName string = functionApp.outputs.name
 output functionAppHostName string = functionApp.outputs.defaultHostName
 output keyVaultName string = keyVault.outputs.name
 output keyVaultUri string = keyVault.outputs.uri
+output opsKeyVaultName string = opsKeyVault.outputs.name
 output storageAccountName string = storage.outputs.name
 output releasesContainerName string = storage.outputs.releasesContainerName
 output postgresServerName string = postgres.outputs.name

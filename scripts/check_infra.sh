@@ -48,6 +48,7 @@ bicep_run lint infra/main.bicep
 for params in infra/*.bicepparam; do
   # Secure parameters are read from the environment; placeholders are enough to compile.
   POSTGRES_ADMIN_PASSWORD="${POSTGRES_ADMIN_PASSWORD:-placeholder-not-deployed}" \
+  POSTGRES_APP_PASSWORD="${POSTGRES_APP_PASSWORD:-placeholder-not-deployed}" \
   GP_ALERT_EMAIL="${GP_ALERT_EMAIL:-oncall@example.com}" \
     bicep_run build-params "$params" --outfile "$out/$(basename "$params").json"
 done

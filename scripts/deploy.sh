@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Deploy Ghost Pirates to one environment (docs/runbook.md, "Deploy"):
-#   1. provision/update infrastructure  (az deployment group create: infra/main.bicep + ENV.bicepparam)
+#   1. provision/update infrastructure  (az deployment group create: infra/main.bicep + ENV.bicepparam);
+#      the database passwords come from the operations vault (deploy-only secrets, no role for
+#      the app); 1c warns if the app vault still holds them (an environment deployed before the split)
 #   2. build the package                 (scripts/package_app.py, honoring .funcignore)
 #   3. run database migrations once      (python -m shared.db.migrate as the server admin), then
 #      apply shared/db/roles.sql            (scripts/apply_db_roles.py: the app's DML-only role)
@@ -10,9 +12,10 @@
 #   7. on failure roll back to the previous package and wait again; on success record the release
 #   9. private networking only: close the deploy window (also on any failure, through a trap)
 #
-# Private networking (privateNetworking in infra/ENV.bicepparam; on for staging and prod): Key
-# Vault, Storage and Postgres refuse public traffic, yet steps 1 (secret reads), 3 (migrations,
-# roles) and 4/5/8 (packages) need their data planes. Unless GP_DEPLOY_FROM_VNET=1 (a runner inside
+# Private networking (privateNetworking in infra/ENV.bicepparam; on for staging and prod): the
+# Key Vaults, Storage and Postgres refuse public traffic, yet steps 1 (secret reads from the
+# operations vault, and the app vault for 1c), 3 (migrations, roles) and 4/5/8 (packages) need
+# their data planes. Unless GP_DEPLOY_FROM_VNET=1 (a runner inside
 # the VNet or a peered network), the script opens a temporary deploy window for RUNNER_IP only:
 # public access on with default action Deny and one IP rule (Postgres: one firewall rule), closed
 # again on exit; the next Bicep deploy re-asserts the closed state whatever happened.
@@ -23,9 +26,11 @@
 #
 # Environment:
 #   POSTGRES_ADMIN_PASSWORD  required by the bicepparam files; when unset it is read from the
-#                            vault's postgres-admin-password secret (after the first deploy)
+#                            operations vault's postgres-admin-password secret (after the first
+#                            deploy; from the app vault once if there is no operations vault yet)
 #   POSTGRES_APP_PASSWORD    password of the app's database role ghost_pirates_app; when unset it
-#                            is read from postgres-app-password, or generated on the first deploy
+#                            is read from postgres-app-password (operations vault, same fallback),
+#                            or generated on the first deploy
 #   GP_ALERT_EMAIL           on-call address (required for prod)
 #   GP_RESOURCE_GROUP        default rg-ghost-pirates-ENV
 #   GP_LOCATION              default westeurope (used when the resource group is created)
@@ -34,6 +39,7 @@
 #                            it for the migrations; with private networking it is required (the
 #                            deploy window) unless GP_DEPLOY_FROM_VNET=1
 #   GP_DEPLOY_FROM_VNET      1 when this runner reaches the private endpoints itself (no window)
+#   GP_DIST                  where packages and deployment outputs go (default dist/)
 #   HEALTH_TIMEOUT_SECONDS   default 300
 #   HEALTH_ACCEPT_DEGRADED   1 to accept a 200 "degraded" health answer (Web PubSub down)
 #   JWT_SIGNING_KEYS, ANTHROPIC_API_KEY, OPENAI_API_KEY  optional: written to Key Vault when set
@@ -59,7 +65,7 @@ location="${GP_LOCATION:-westeurope}"
 health_timeout="${HEALTH_TIMEOUT_SECONDS:-300}"
 stamp="$(date -u +%Y%m%dT%H%M%SZ)"
 version="$(git rev-parse --short HEAD 2>/dev/null || echo "nogit")-$stamp"
-dist="$root/dist"
+dist="${GP_DIST:-$root/dist}"
 package="$dist/ghost-pirates-$env_name-$version.zip"
 previous="$dist/ghost-pirates-$env_name-previous.zip"
 
@@ -106,11 +112,12 @@ if [[ "$private_networking" == true && "${GP_DEPLOY_FROM_VNET:-0}" != 1 ]]; then
     RUNNER_IP="<RUNNER_IP>"
   fi
 fi
-window_vault=""; window_storage=""; window_pg=""; firewall_rule="deploy-$stamp"
+window_vaults=""; window_storage=""; window_pg=""; firewall_rule="deploy-$stamp"
 
-# Open the deploy window on one resource kind for RUNNER_IP (idempotent; each call prints its commands).
+# Open the deploy window on one resource for RUNNER_IP (idempotent; each call prints its commands).
+# Vaults: the app vault and the operations vault, each opened only when this run reads it.
 open_vault_window() {
-  window_vault="$1"
+  case " $window_vaults " in *" $1 "*) ;; *) window_vaults="${window_vaults:+$window_vaults }$1" ;; esac
   run az keyvault update --resource-group "$resource_group" --name "$1" \
     --public-network-access Enabled --default-action Deny --bypass AzureServices -o none
   run az keyvault network-rule add --resource-group "$resource_group" --name "$1" --ip-address "$RUNNER_IP/32" -o none
@@ -140,12 +147,13 @@ close_window() {
     run az storage account update --resource-group "$resource_group" --name "$window_storage" \
       --public-network-access Disabled --default-action Deny -o none || status=1
   fi
-  if [[ -n "$window_vault" ]]; then
-    run az keyvault network-rule remove --resource-group "$resource_group" --name "$window_vault" --ip-address "$RUNNER_IP/32" -o none || status=1
-    run az keyvault update --resource-group "$resource_group" --name "$window_vault" \
+  local vault
+  for vault in $window_vaults; do
+    run az keyvault network-rule remove --resource-group "$resource_group" --name "$vault" --ip-address "$RUNNER_IP/32" -o none || status=1
+    run az keyvault update --resource-group "$resource_group" --name "$vault" \
       --public-network-access Disabled --default-action Deny -o none || status=1
-  fi
-  window_vault=""; window_storage=""; window_pg=""
+  done
+  window_vaults=""; window_storage=""; window_pg=""
   if [[ "$status" != 0 ]]; then
     echo "DEPLOY WINDOW NOT FULLY CLOSED: run scripts/deploy.sh $env_name again or close it by hand (docs/runbook.md, Deploy)" >&2
   fi
@@ -156,7 +164,7 @@ if [[ "$dry_run" == false ]]; then trap on_exit EXIT; fi
 echo "Ghost Pirates deploy: environment=$env_name resource_group=$resource_group version=$version dry_run=$dry_run"
 if [[ "$private_networking" == true && "$window" == true ]]; then
   echo "network: private networking ON; data-plane steps use a temporary deploy window for RUNNER_IP=$RUNNER_IP only"
-  echo "         (Key Vault, Storage: public access on, default Deny, one IP rule; Postgres: public access on, one"
+  echo "         (Key Vaults, Storage: public access on, default Deny, one IP rule; Postgres: public access on, one"
   echo "         firewall rule), closed in step 9 and on any exit; the next Bicep deploy re-asserts the closed state"
 elif [[ "$private_networking" == true ]]; then
   echo "network: private networking ON; GP_DEPLOY_FROM_VNET=1: data-plane steps go through the private endpoints (no window)"
@@ -172,29 +180,69 @@ run az account show --query "{subscription:name, user:user.name}" -o table
 run az group create --name "$resource_group" --location "$location" --tags application=ghost-pirates "environment=$env_name" -o none
 
 step "1. infrastructure: az deployment group create (infra/main.bicep + infra/$env_name.bicepparam)"
+# Two vaults, told apart by their purpose tag (infra/main.bicep): the app vault (exactly what the
+# app reads; its identity is Key Vault Secrets User there) and the operations vault (deploy-only:
+# postgres-admin-password, postgres-app-password; no role for the app). After the first deploy the
+# passwords are read from the operations vault so nothing is reset. An environment deployed before
+# the split has no operations vault yet: the passwords are read once from the app vault (their
+# legacy location), this deployment writes them into the new operations vault, and step 1c says
+# what to remove from the app vault (docs/runbook.md, "Move deploy-only secrets to the operations vault").
+vault_name=""; ops_vault_name=""; secrets_from=""
 if [[ -z "${POSTGRES_ADMIN_PASSWORD:-}" || -z "${POSTGRES_APP_PASSWORD:-}" ]]; then
-  # After the first deploy the passwords live in Key Vault; reuse them so nothing is reset.
-  vault_name="$(capture "<keyVaultName>" az keyvault list --resource-group "$resource_group" --query "[0].name" -o tsv)"
-  if [[ -n "$vault_name" && "$window" == true ]]; then open_vault_window "$vault_name"; fi
+  ops_vault_name="$(capture "<opsKeyVaultName>" az keyvault list --resource-group "$resource_group" \
+    --query "[?tags.purpose=='ops'].name | [0]" -o tsv)"
+  if [[ -n "$ops_vault_name" ]]; then
+    secrets_from="$ops_vault_name"
+  else
+    vault_name="$(capture "<keyVaultName>" az keyvault list --resource-group "$resource_group" \
+      --query "[?tags.purpose!='ops'].name | [0]" -o tsv)"
+    secrets_from="$vault_name"
+    if [[ -n "$vault_name" ]]; then
+      echo "no operations vault yet: reading the deploy-only secrets from the app vault $vault_name (legacy location, this once)" >&2
+    fi
+  fi
+  if [[ "$dry_run" == true ]]; then
+    echo "(dry run: an environment deployed before the operations vault existed reads them from <keyVaultName> once)"
+  fi
+  if [[ -n "$secrets_from" && "$window" == true ]]; then
+    open_vault_window "$secrets_from"
+    echo "+ sleep 30  # network rules take effect within about 30 s"
+    if [[ "$dry_run" == false ]]; then sleep 30; fi
+  fi
 fi
+# Read one deploy-only secret from $secrets_from (never printed). With an operations vault a failed
+# read stops the deploy: falling back to a stale copy elsewhere would reset the password.
+read_deploy_secret() {
+  az keyvault secret show --vault-name "$secrets_from" --name "$1" --query value -o tsv
+}
 if [[ -z "${POSTGRES_ADMIN_PASSWORD:-}" ]]; then
-  if [[ "$dry_run" == false && -z "$vault_name" ]]; then
+  if [[ "$dry_run" == false && -z "$secrets_from" ]]; then
     echo "POSTGRES_ADMIN_PASSWORD is not set and no vault exists yet (first deploy): set it" >&2
     exit 1
   fi
-  echo "+ export POSTGRES_ADMIN_PASSWORD=\$(az keyvault secret show --vault-name $vault_name --name postgres-admin-password --query value -o tsv)"
+  echo "+ export POSTGRES_ADMIN_PASSWORD=\$(az keyvault secret show --vault-name $secrets_from --name postgres-admin-password --query value -o tsv)"
   if [[ "$dry_run" == false ]]; then
-    POSTGRES_ADMIN_PASSWORD="$(az keyvault secret show --vault-name "$vault_name" --name postgres-admin-password --query value -o tsv)"
+    if ! POSTGRES_ADMIN_PASSWORD="$(read_deploy_secret postgres-admin-password)" || [[ -z "$POSTGRES_ADMIN_PASSWORD" ]]; then
+      echo "cannot read postgres-admin-password from $secrets_from: the deploying identity needs Key Vault Secrets" >&2
+      echo "User or Officer on it (docs/infrastructure.md, Identity), or set POSTGRES_ADMIN_PASSWORD" >&2
+      exit 1
+    fi
     export POSTGRES_ADMIN_PASSWORD
   fi
 fi
 if [[ -z "${POSTGRES_APP_PASSWORD:-}" ]]; then
-  # The app role's password is generated once and then kept in Key Vault (postgres-app-password).
-  echo "+ export POSTGRES_APP_PASSWORD=\$(az keyvault secret show --vault-name ${vault_name:-<none yet>} --name postgres-app-password --query value -o tsv || python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+  # The app role's password is generated once and then kept in the operations vault.
+  echo "+ export POSTGRES_APP_PASSWORD=\$(az keyvault secret show --vault-name ${secrets_from:-<none yet>} --name postgres-app-password --query value -o tsv || python -c 'import secrets; print(secrets.token_urlsafe(32))')"
   if [[ "$dry_run" == false ]]; then
     POSTGRES_APP_PASSWORD=""
-    if [[ -n "$vault_name" ]]; then
-      POSTGRES_APP_PASSWORD="$(az keyvault secret show --vault-name "$vault_name" --name postgres-app-password --query value -o tsv 2>/dev/null || true)"
+    if [[ -n "$ops_vault_name" ]]; then
+      # The deployment that created the operations vault wrote it: a failure here is real.
+      if ! POSTGRES_APP_PASSWORD="$(read_deploy_secret postgres-app-password)"; then
+        echo "cannot read postgres-app-password from $ops_vault_name (set POSTGRES_APP_PASSWORD to keep the current one)" >&2
+        exit 1
+      fi
+    elif [[ -n "$vault_name" ]]; then
+      POSTGRES_APP_PASSWORD="$(read_deploy_secret postgres-app-password 2>/dev/null || true)"
     fi
     if [[ -z "$POSTGRES_APP_PASSWORD" ]]; then
       echo "no postgres-app-password yet: generating one (first deploy with the app role)"
@@ -211,11 +259,13 @@ run_to_file "$dist/outputs-$env_name.json" az deployment group create \
   --query properties.outputs -o json
 if [[ "$dry_run" == true ]]; then
   app_name="<functionAppName>"; app_host="<functionAppHostName>"; vault_name="<keyVaultName>"
+  ops_vault_name="<opsKeyVaultName>"
   storage_name="<storageAccountName>"; releases="<releasesContainerName>"; pg_server="<postgresServerName>"
   pg_fqdn="<postgresFqdn>"; pg_database="<postgresDatabaseName>"; pg_admin="<postgresAdminLoginName>"
 else
   app_name="$(output_of functionAppName)"; app_host="$(output_of functionAppHostName)"
   vault_name="$(output_of keyVaultName)"; storage_name="$(output_of storageAccountName)"
+  ops_vault_name="$(output_of opsKeyVaultName)"
   releases="$(output_of releasesContainerName)"; pg_server="$(output_of postgresServerName)"
   pg_fqdn="$(output_of postgresFqdn)"; pg_database="$(output_of postgresDatabaseName)"
   pg_admin="$(output_of postgresAdminLoginName)"
@@ -223,12 +273,38 @@ fi
 if [[ "$window" == true ]]; then
   step "1b. deploy window for $RUNNER_IP (the deployment above closed everything again)"
   # Bicep set publicNetworkAccess Disabled and emptied the IP rules: open for this runner only.
-  window_vault=""  # re-opened below; the earlier opening was undone by the deployment
+  echo "(the operations vault stays closed: nothing after step 1 reads it)"
+  window_vaults=""  # the app vault is re-opened below (step 1c); the earlier openings were undone by the deployment
   open_vault_window "$vault_name"
   open_storage_window "$storage_name"
   open_postgres_window "$pg_server"
   echo "+ sleep 30  # network rules take effect within about 30 s"
   if [[ "$dry_run" == false ]]; then sleep 30; fi
+fi
+
+step "1c. deploy-only secrets belong in the operations vault $ops_vault_name, not the app vault"
+# An environment deployed before the operations vault existed keeps copies in the app vault,
+# where the app's identity can read them. This deployment has written both into the operations
+# vault; deleting the old copies is left to an operator (docs/runbook.md, "Move deploy-only
+# secrets to the operations vault"): it is destructive and the admin password should be rotated.
+legacy="$(capture "" az keyvault secret list --vault-name "$vault_name" \
+  --query "[?name=='postgres-admin-password' || name=='postgres-app-password'].name" -o tsv)" || {
+  echo "could not list the secrets of $vault_name: check by hand that it holds no postgres-*-password" >&2
+  legacy=""
+}
+if [[ "$dry_run" == true ]]; then
+  echo "(dry run: a real run warns here, with the delete commands, if the app vault still holds any of them)"
+elif [[ -n "$legacy" ]]; then
+  {
+    echo "WARNING: the app vault $vault_name still holds deploy-only secret(s): ${legacy//$'\n'/ }"
+    echo "  The app's identity can read them there. They are now in the operations vault $ops_vault_name."
+    echo "  Remove them and rotate the admin password: docs/runbook.md, \"Move deploy-only secrets to the operations vault\":"
+    for name in $legacy; do
+      echo "    az keyvault secret delete --vault-name $vault_name --name $name"
+    done
+  } >&2
+else
+  echo "app vault holds no deploy-only secret"
 fi
 
 step "2. package: scripts/package_app.py (honors .funcignore)"

@@ -1,7 +1,10 @@
-// Key Vault holding every secret of the app. RBAC only (no access policies), soft delete and
-// purge protection on, so a deleted vault or secret can be recovered and never silently purged.
-// Secrets that come from deploy-time parameters are written only when a value is given, so a
-// redeploy never reverts a secret rotated by hand (docs/runbook.md, "Secret rotation").
+// A Key Vault, deployed twice by main.bicep: the app vault (every secret the Function App reads;
+// its identity is Key Vault Secrets User there) and the operations vault (deploy-only secrets such
+// as the Postgres admin password; no role for the app). RBAC only (no access policies), soft
+// delete and purge protection on, so a deleted vault or secret can be recovered and never silently
+// purged. The optional app secrets below are written only when a value is given (main.bicep gives
+// them to the app vault only), so a redeploy never reverts a secret rotated by hand
+// (docs/runbook.md, "Secret rotation"). This module assigns no roles.
 
 @description('Vault name, globally unique, 3-24 characters.')
 @minLength(3)

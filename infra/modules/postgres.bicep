@@ -3,8 +3,9 @@
 // availability are parameters (on in prod). TLS is required on every connection.
 // The app connects as the least-privilege role appRoleName (DML only; created and granted by
 // shared/db/roles.sql, which scripts/deploy.sh applies as the admin after the migrations); its
-// connection URL is written straight into Key Vault and never leaves this module. The admin
-// password is kept for deploys only (migrations, roles).
+// connection URL is written straight into the app vault and never leaves this module. The admin
+// password and the app role's password are kept for deploys only (migrations, roles), in the
+// operations vault, which the app's identity cannot read.
 // With privateNetworking the server is reached only through a private endpoint (main.bicep):
 // public network access is disabled and no firewall rule admits Azure services.
 
@@ -52,15 +53,18 @@ param databaseName string = 'ghost_pirates'
 @description('Login the app connects as (DML only): must match scripts/apply_db_roles.py.')
 param appRoleName string = 'ghost_pirates_app'
 
-@description('Password of appRoleName, held in Key Vault (postgres-app-password); deploy.sh generates it on the first deploy.')
+@description('Password of appRoleName, held in the operations vault (postgres-app-password); deploy.sh generates it on the first deploy.')
 @secure()
 param appRolePassword string
 
 @description('Private endpoint only: public network access disabled, no Azure-services firewall rule.')
 param privateNetworking bool = false
 
-@description('Vault receiving the database-url and postgres-admin-password secrets.')
+@description('App vault: receives database-url, the only secret of this module the app reads.')
 param keyVaultName string
+
+@description('Operations vault (no role for the app): receives postgres-admin-password and postgres-app-password.')
+param opsKeyVaultName string
 
 resource server 'Microsoft.DBforPostgreSQL/flexibleServers@2024-08-01' = {
   name: name
@@ -153,6 +157,10 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
 }
 
+resource opsVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: opsKeyVaultName
+}
+
 // What the app reads (DATABASE_URL): the least-privilege role, never the admin.
 resource databaseUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   // checkov:skip=CKV_AZURE_41:Rotated with the app role's password (docs/runbook.md); an expiry would take the app down.
@@ -164,9 +172,10 @@ resource databaseUrlSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+// Deploy-only: scripts/deploy.sh reuses it (apply_db_roles.py) so a deploy does not reset it.
 resource appPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   // checkov:skip=CKV_AZURE_41:Rotated by the runbook procedure; an expiry would block the next deploy.
-  parent: vault
+  parent: opsVault
   name: 'postgres-app-password'
   properties: {
     value: appRolePassword
@@ -174,9 +183,10 @@ resource appPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   }
 }
 
+// Deploy-only: migrations and roles.sql run as the admin (scripts/deploy.sh step 3).
 resource adminPasswordSecret 'Microsoft.KeyVault/vaults/secrets@2023-07-01' = {
   // checkov:skip=CKV_AZURE_41:Rotated by the runbook procedure; an expiry would block the next deploy.
-  parent: vault
+  parent: opsVault
   name: 'postgres-admin-password'
   properties: {
     value: administratorLoginPassword

@@ -6,6 +6,8 @@
 param principalId string
 
 param storageAccountName string
+
+@description('The app vault only. The operations vault (postgres-admin-password) gets no role for this identity.')
 param keyVaultName string
 param appInsightsName string
 
@@ -30,7 +32,7 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-// Key Vault references and the signing-key refresh read secrets; nothing writes them.
+// Key Vault references and the signing-key refresh read the app vault's secrets; nothing writes them.
 resource kvSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(vault.id, principalId, roles.keyVaultSecretsUser)
   scope: vault

@@ -266,3 +266,143 @@ def test_wait_healthy_accepts_degraded_only_when_asked():
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --- deploy-only secrets: the operations vault ---------------------------------------------
+
+
+def test_private_dry_run_reads_deploy_only_secrets_from_the_ops_vault_through_the_window(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_ADMIN_PASSWORD", "POSTGRES_APP_PASSWORD")}
+    env["RUNNER_IP"] = "203.0.113.7"
+    result, az_calls = run_deploy(tmp_path, "prod", "--dry-run", extra_env=env)
+
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert not az_calls.exists()
+    deployment = out.index("+ az deployment group create")
+    # The vault is found by its purpose tag (infra/main.bicep), opened for the runner, then read.
+    # (capture prints its command on stderr)
+    rg = "--resource-group rg-ghost-pirates-prod"
+    assert f"az keyvault list {rg} --query \\[\\?tags.purpose==\\'ops\\'\\]" in result.stderr
+    opened = out.index(f"az keyvault network-rule add {rg} --name \\<opsKeyVaultName\\>")
+    admin = out.index("--vault-name <opsKeyVaultName> --name postgres-admin-password")
+    app = out.index("--vault-name <opsKeyVaultName> --name postgres-app-password")
+    assert opened < admin < app < deployment
+    assert "--vault-name <keyVaultName> --name postgres-admin-password" not in out
+    # After the deployment only the app vault is re-opened, and 1c looks for leftover copies there.
+    after = out[deployment:]
+    assert "\\<opsKeyVaultName\\>" not in after, "nothing after step 1 needs the operations vault"
+    assert "operations vault stays closed" in after
+    assert "1c. deploy-only secrets belong in the operations vault" in after
+    err = result.stderr
+    legacy_check = err.index("az keyvault secret list --vault-name \\<keyVaultName\\>")
+    assert "postgres-admin-password" in err[legacy_check : err.index("\n", legacy_check)]
+
+
+def _scripted_az(tmp_path: Path, script: str) -> dict[str, str]:
+    """An `az` on PATH that records its calls and answers per `case "$*"` branches of script."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    calls = tmp_path / "az-calls"
+    fake = bin_dir / "az"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\ncase "$*" in\n{script}\n  *) exit 0 ;;\nesac\n')
+    fake.chmod(0o755)
+    # Step 2 (packaging) stops the run: these tests are about step 1.
+    python = bin_dir / "python-stub"
+    python.write_text(
+        f'#!/bin/sh\ncase "$1" in scripts/package_app.py) echo "stopped at packaging" >&2; exit 3 ;; esac\n'
+        f'exec {sys.executable} "$@"\n'
+    )
+    python.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k not in ("POSTGRES_ADMIN_PASSWORD", "POSTGRES_APP_PASSWORD")}
+    return {**env, "PATH": f"{bin_dir}:{os.environ['PATH']}", "PYTHON": str(python), "GP_DIST": str(tmp_path / "dist")}
+
+
+def _real_run(tmp_path: Path, script: str) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    env = _scripted_az(tmp_path, script)
+    result = subprocess.run(
+        ["bash", str(REPO / "scripts/deploy.sh"), "dev"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=str(tmp_path),
+    )
+    calls_file = tmp_path / "az-calls"
+    return result, calls_file.read_text().splitlines() if calls_file.exists() else []
+
+
+_OUTPUTS = json.dumps(
+    {
+        name: {"value": value}
+        for name, value in {
+            "functionAppName": "func1",
+            "functionAppHostName": "func1.example",
+            "keyVaultName": "kvapp1",
+            "opsKeyVaultName": "kvops1",
+            "storageAccountName": "st1",
+            "releasesContainerName": "releases",
+            "postgresServerName": "pg1",
+            "postgresFqdn": "pg1.example",
+            "postgresDatabaseName": "ghost_pirates",
+            "postgresAdminLoginName": "gpadmin",
+        }.items()
+    }
+)
+
+
+def test_existing_environment_without_ops_vault_reads_the_legacy_copy_once_and_is_told_to_remove_it(tmp_path):
+    result, calls = _real_run(
+        tmp_path,
+        f"""  *"tags.purpose=='ops'"*) echo "" ;;
+  *"tags.purpose!='ops'"*) echo kvapp1 ;;
+  *"secret show --vault-name kvapp1 --name postgres-admin-password"*) echo legacy-admin-pw-1 ;;
+  *"secret show --vault-name kvapp1 --name postgres-app-password"*) echo legacy-app-pw-1 ;;
+  *"deployment group create"*) echo '{_OUTPUTS}' ;;
+  *"secret list --vault-name kvapp1"*) printf 'postgres-admin-password\\npostgres-app-password\\n' ;;""",
+    )
+
+    assert result.returncode == 3 and "stopped at packaging" in result.stderr, result.stderr
+    assert "legacy location" in result.stderr
+    assert any("secret show --vault-name kvapp1 --name postgres-admin-password" in c for c in calls)
+    assert (
+        "WARNING: the app vault kvapp1 still holds deploy-only secret(s): postgres-admin-password postgres-app-password"
+        in result.stderr
+    )
+    assert "az keyvault secret delete --vault-name kvapp1 --name postgres-admin-password" in result.stderr
+    assert "Move deploy-only secrets to the operations vault" in result.stderr
+    assert "legacy-admin-pw-1" not in result.stdout + result.stderr
+    assert "legacy-app-pw-1" not in result.stdout + result.stderr
+
+
+def test_with_an_ops_vault_the_passwords_come_only_from_it_and_a_clean_app_vault_passes(tmp_path):
+    result, calls = _real_run(
+        tmp_path,
+        f"""  *"tags.purpose=='ops'"*) echo kvops1 ;;
+  *"secret show --vault-name kvops1 --name postgres-admin-password"*) echo ops-admin-pw-1 ;;
+  *"secret show --vault-name kvops1 --name postgres-app-password"*) echo ops-app-pw-1 ;;
+  *"secret show"*) exit 1 ;;
+  *"deployment group create"*) echo '{_OUTPUTS}' ;;
+  *"secret list --vault-name kvapp1"*) echo "" ;;""",
+    )
+
+    assert result.returncode == 3, result.stderr
+    assert "app vault holds no deploy-only secret" in result.stdout
+    reads = [c for c in calls if "secret show" in c]
+    assert reads and all("--vault-name kvops1" in c for c in reads), reads
+    assert not any("tags.purpose!='ops'" in c for c in calls)
+    assert "WARNING" not in result.stderr
+
+
+def test_an_unreadable_ops_vault_stops_the_deploy_instead_of_using_another_copy(tmp_path):
+    result, calls = _real_run(
+        tmp_path,
+        """  *"tags.purpose=='ops'"*) echo kvops1 ;;
+  *"tags.purpose!='ops'"*) echo kvapp1 ;;
+  *"secret show"*) echo "Forbidden" >&2; exit 1 ;;""",
+    )
+
+    assert result.returncode == 1
+    assert "cannot read postgres-admin-password from kvops1" in result.stderr
+    assert not any("kvapp1" in c for c in calls)
+    assert not any("deployment group create" in c for c in calls)
