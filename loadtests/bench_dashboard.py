@@ -135,7 +135,9 @@ async def _cold_load(browser: Any, base_url: str, path: str, session: dict[str, 
         page = await context.new_page()
         await page.goto(path, wait_until="load", timeout=15_000)
         await page.wait_for_selector(ready_selector, timeout=15_000)
-        await page.wait_for_function("performance.getEntriesByName('gp:page-ready').length > 0", timeout=15_000)
+        # Function form: an expression string is re-run with eval() while it polls, which the CSP forbids.
+        await page.wait_for_function("() => performance.getEntriesByName('gp:page-ready').length > 0",
+                                     timeout=15_000)
         await page.wait_for_timeout(300)  # a window after ready, to catch a late long task or request
         figures = await page.evaluate(COLLECT)
     finally:
@@ -152,8 +154,8 @@ async def _team_render(browser: Any, base_url: str, session: dict[str, Any], tea
         await page.goto("/teams", timeout=15_000)
         await page.click(f'.team-card a[href="/teams/{team_id}"]', timeout=15_000)
         await page.wait_for_function(
-            f"document.querySelectorAll('.task-card').length === {TASKS}"
-            " && performance.getEntriesByName('gp:team-rendered').length > 0", timeout=15_000)
+            """(tasks) => document.querySelectorAll('.task-card').length === tasks
+                && performance.getEntriesByName('gp:team-rendered').length > 0""", arg=TASKS, timeout=15_000)
         took = await page.evaluate("""() => performance.getEntriesByName('gp:team-rendered').pop().startTime
             - performance.getEntriesByName('gp:route-start').pop().startTime""")
     finally:

@@ -1,8 +1,9 @@
 """Load benchmark of the emulator: `python -m devhost.pubsub.bench --clients 1000 --groups 100`.
 
 Starts the emulator in a child process (so its memory is measured alone), connects N clients spread
-over G groups, sends timestamped messages to every group through the service REST SDK, and prints
-send→receive latency percentiles, lost messages and the emulator's RSS per idle connection.
+over G groups, sends timestamped messages to every group through the service REST SDK (from a
+third process, as the app would), and prints send→receive latency percentiles, lost messages, each
+process's CPU and the emulator's RSS per idle connection.
 Loopback only; every phase has a deadline, so a run ends within about a minute.
 """
 
@@ -135,24 +136,13 @@ async def run(clients: int, groups: int, rounds: int, protocol: str, interval: f
             await asyncio.sleep(1.0)
             idle = _rss_kib(child.pid)
 
-            # Each group gets `rounds` messages, one every `interval` seconds, with the groups' slots
-            # spread evenly over the interval: a steady rate of groups/interval sends per second.
-            send_start = time.monotonic() + 0.2
+            # The sends come from their own process, as they do from the app in production: the SDK's
+            # per-request cost (~1 ms of CPU) would otherwise share this process with the 1,000
+            # receivers and the measured latency would be the load generator's queueing.
             cpu_before = (_cpu_seconds(child.pid), _cpu_seconds(os.getpid()))
-            sent = [0]
-
-            async def publish(group: int) -> None:
-                for round_index in range(rounds):
-                    slot = send_start + round_index * interval + group * interval / groups
-                    await asyncio.sleep(max(0.0, slot - time.monotonic()))
-                    if time.monotonic() > deadline - 10:
-                        return
-                    await service.send_to_group(f"g{group}", {"t": time.monotonic_ns(), "r": round_index})
-                    sent[0] += 1
-
-            await asyncio.gather(*(publish(g) for g in range(groups)))
-            expected = sent[0] * clients // groups
-            send_seconds = time.monotonic() - send_start
+            sent, publisher_cpu, send_seconds = await _publish_from_child(connection_string, groups, rounds,
+                                                                          interval, deadline)
+            expected = sent * clients // groups
             settle = time.monotonic() + 5
             while tally.received < expected and time.monotonic() < settle:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
@@ -182,9 +172,50 @@ async def run(clients: int, groups: int, rounds: int, protocol: str, interval: f
         "sends_per_second": sent_rate(expected, clients, groups, send_seconds),
         "emulator_cpu_percent": 100 * emulator_cpu / send_seconds,
         "bench_client_cpu_percent": 100 * bench_cpu / send_seconds,
+        "publisher_cpu_percent": 100 * publisher_cpu / send_seconds,
         "rss_baseline_mib": baseline / 1024, "rss_idle_mib": idle / 1024,
         "rss_per_idle_connection_kib": (idle - baseline) / clients,
     }
+
+
+async def _publish_from_child(connection_string: str, groups: int, rounds: int, interval: float,
+                              deadline: float) -> tuple[int, float, float]:
+    """Run the sends in `python -m devhost.pubsub.bench --publisher`; (sent, its CPU s, send s)."""
+    remaining = max(1, int(deadline - time.monotonic() - 10))
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "devhost.pubsub.bench", "--publisher", connection_string, "--groups", str(groups),
+        "--rounds", str(rounds), "--interval", str(interval), "--seconds", str(remaining),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    out, _ = await process.communicate()
+    if process.returncode != 0:
+        raise RuntimeError(f"publisher exited {process.returncode}")
+    sent, cpu, seconds = out.decode().split()[-3:]
+    return int(sent), float(cpu), float(seconds)
+
+
+async def publish(connection_string: str, groups: int, rounds: int, interval: float, seconds: float) -> None:
+    """Each group gets `rounds` timestamped messages, one every `interval` seconds, the groups' slots
+    spread evenly over the interval: a steady rate of groups/interval sends per second. Prints
+    "sent cpu_seconds send_seconds" (CLOCK_MONOTONIC stamps compare across processes)."""
+    deadline = time.monotonic() + seconds
+    sent = [0]
+    async with WebPubSubServiceClient.from_connection_string(connection_string, hub=HUB) as service:
+        await service.send_to_group("warm-up", {"t": time.monotonic_ns()})
+        send_start = time.monotonic() + 0.2
+        cpu_before = _cpu_seconds(os.getpid())
+
+        async def one_group(group: int) -> None:
+            for round_index in range(rounds):
+                slot = send_start + round_index * interval + group * interval / groups
+                await asyncio.sleep(max(0.0, slot - time.monotonic()))
+                if time.monotonic() > deadline:
+                    return
+                await service.send_to_group(f"g{group}", {"t": time.monotonic_ns(), "r": round_index})
+                sent[0] += 1
+
+        await asyncio.gather(*(one_group(g) for g in range(groups)))
+        print(sent[0], _cpu_seconds(os.getpid()) - cpu_before, time.monotonic() - send_start)
 
 
 def sent_rate(expected: int, clients: int, groups: int, seconds: float) -> float:
@@ -198,7 +229,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.2, help="seconds between send rounds")
     parser.add_argument("--protocol", choices=sorted(SUBPROTOCOLS), default="json")
+    parser.add_argument("--publisher", metavar="CONNECTION_STRING", help=argparse.SUPPRESS)
+    parser.add_argument("--seconds", type=float, default=30, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.publisher:
+        asyncio.run(publish(args.publisher, args.groups, args.rounds, args.interval, args.seconds))
+        return
     result = asyncio.run(run(args.clients, args.groups, args.rounds, args.protocol, args.interval))
     for key, value in result.items():
         print(f"{key:>30}: {value:.2f}" if isinstance(value, float) else f"{key:>30}: {value}")
