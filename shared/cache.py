@@ -106,7 +106,6 @@ class RedisQueryCache:
 
 @dataclass
 class _Entry:
-    generation: int
     expires: float
     value: bytes
 
@@ -117,7 +116,8 @@ class LocalQueryCache:
 
     One entry per key, bounded in count and bytes. Bumping a company's generation drops that
     company's entries of the scope at once (they could never be read again), so a busy company's
-    writes do not fill memory with dead entries until the LRU bound is reached.
+    writes do not fill memory with dead entries until the LRU bound is reached, and every entry
+    present belongs to the current generation.
     """
 
     ttl_seconds: int = 30
@@ -143,21 +143,21 @@ class LocalQueryCache:
         full_key = (scope, company_id, key)
         entry = self._entries.get(full_key)
         now = time.monotonic()
-        if entry is not None and entry.generation == generation and entry.expires > now:
+        if entry is not None and entry.expires > now:
             self.stats.hits += 1
             self._entries.move_to_end(full_key)
             return entry.value
         self.stats.misses += 1
         value = await loader()
         if self._generations.get((scope, company_id), 0) == generation:  # no write while loading
-            self._store(full_key, _Entry(generation, now + self.ttl_seconds, value))
+            self._store(full_key, _Entry(now + self.ttl_seconds, value))
         return value
 
     async def invalidate(self, company_id: UUID, *, scope: str = "data") -> None:
         self.stats.invalidations += 1
         self._generations[(scope, company_id)] = self._generations.get((scope, company_id), 0) + 1
         for key in self._keys.pop((scope, company_id), set()):
-            self._drop((scope, company_id, key), forget_key=False)
+            self._drop((scope, company_id, key))
 
     def _store(self, full_key: tuple[str, UUID, str], entry: _Entry) -> None:
         if len(entry.value) > self.max_bytes:
@@ -169,17 +169,16 @@ class LocalQueryCache:
         while len(self._entries) > self.max_entries or self._bytes > self.max_bytes:
             self._drop(next(iter(self._entries)))
 
-    def _drop(self, full_key: tuple[str, UUID, str], *, forget_key: bool = True) -> None:
+    def _drop(self, full_key: tuple[str, UUID, str]) -> None:
         entry = self._entries.pop(full_key, None)
         if entry is None:
             return
         self._bytes -= len(entry.value)
-        if forget_key:
-            keys = self._keys.get(full_key[:2])
-            if keys is not None:
-                keys.discard(full_key[2])
-                if not keys:
-                    del self._keys[full_key[:2]]
+        keys = self._keys.get(full_key[:2])
+        if keys is not None:
+            keys.discard(full_key[2])
+            if not keys:
+                del self._keys[full_key[:2]]
 
 
 class RateLimiter:

@@ -7,8 +7,8 @@ module uses in an LRU cache returns the *identical* (immutable) datetime objects
 returned the first time: replay behaviour is unchanged, replay cost drops several-fold.
 
 dateutil gives every parsed value its own `tzlocal()` when the machine's zone is UTC (about 0.6 KiB
-each); cached values share one equal tzinfo instead, so the bounded cache stays small (~0.3 KiB an
-entry, ~10 MiB full). The bound covers the histories of a few hundred running orchestrations.
+each); cached values share one equal tzinfo instead, so the bounded cache stays small (~0.2 KiB an
+entry, ~7 MiB full). The bound covers the histories of a few hundred running orchestrations.
 """
 
 from __future__ import annotations
