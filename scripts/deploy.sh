@@ -132,6 +132,10 @@ open_postgres_window() {
   window_pg="$1"
   run az postgres flexible-server update --resource-group "$resource_group" --name "$1" --public-access Enabled -o none
 }
+wait_for_network_rules() {
+  echo "+ sleep 30  # network rules take effect within about 30 s"
+  if [[ "$dry_run" == false ]]; then sleep 30; fi
+}
 # Close whatever was opened; every command runs even if another fails (trap on EXIT).
 close_window() {
   local status=0
@@ -206,8 +210,7 @@ if [[ -z "${POSTGRES_ADMIN_PASSWORD:-}" || -z "${POSTGRES_APP_PASSWORD:-}" ]]; t
   fi
   if [[ -n "$secrets_from" && "$window" == true ]]; then
     open_vault_window "$secrets_from"
-    echo "+ sleep 30  # network rules take effect within about 30 s"
-    if [[ "$dry_run" == false ]]; then sleep 30; fi
+    wait_for_network_rules
   fi
 fi
 # Read one deploy-only secret from $secrets_from (never printed). With an operations vault a failed
@@ -278,8 +281,7 @@ if [[ "$window" == true ]]; then
   open_vault_window "$vault_name"
   open_storage_window "$storage_name"
   open_postgres_window "$pg_server"
-  echo "+ sleep 30  # network rules take effect within about 30 s"
-  if [[ "$dry_run" == false ]]; then sleep 30; fi
+  wait_for_network_rules
 fi
 
 step "1c. deploy-only secrets belong in the operations vault $ops_vault_name, not the app vault"
@@ -329,8 +331,9 @@ print("postgresql://%s:%s@%s:5432/%s?sslmode=require"
 echo "+ DATABASE_URL=<postgresql://$pg_admin:\$POSTGRES_ADMIN_PASSWORD@$pg_fqdn:5432/$pg_database?sslmode=require> $python_bin -m shared.db.migrate"
 echo "+ DATABASE_ADMIN_URL=<same admin URL> POSTGRES_APP_PASSWORD=<postgres-app-password> $python_bin scripts/apply_db_roles.py --role $app_role"
 if [[ "$dry_run" == false ]]; then
-  DATABASE_URL="$(admin_url)" "$python_bin" -m shared.db.migrate
-  DATABASE_ADMIN_URL="$(admin_url)" "$python_bin" scripts/apply_db_roles.py --role "$app_role"
+  admin_dsn="$(admin_url)"
+  DATABASE_URL="$admin_dsn" "$python_bin" -m shared.db.migrate
+  DATABASE_ADMIN_URL="$admin_dsn" "$python_bin" scripts/apply_db_roles.py --role "$app_role"
 fi
 if [[ -n "${RUNNER_IP:-}" && "$window" == false ]]; then
   run az postgres flexible-server firewall-rule delete --resource-group "$resource_group" --name "$pg_server" \

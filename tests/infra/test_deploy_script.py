@@ -20,14 +20,20 @@ import package_app  # noqa: E402
 import wait_healthy  # noqa: E402
 
 
-def run_deploy(tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None):
-    """Run deploy.sh with an `az` on PATH that records any call and fails."""
+def _fake_az(tmp_path: Path, body: str) -> tuple[Path, Path]:
+    """An `az` in tmp_path/bin that appends its arguments to tmp_path/az-calls, then runs body."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     calls = tmp_path / "az-calls"
-    fake_az = bin_dir / "az"
-    fake_az.write_text(f'#!/bin/sh\necho "$@" >> {calls}\nexit 1\n')
-    fake_az.chmod(0o755)
+    fake = bin_dir / "az"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\n{body}\n')
+    fake.chmod(0o755)
+    return bin_dir, calls
+
+
+def run_deploy(tmp_path: Path, *args: str, extra_env: dict[str, str] | None = None):
+    """Run deploy.sh with an `az` on PATH that records any call and fails."""
+    bin_dir, calls = _fake_az(tmp_path, "exit 1")
     env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", **(extra_env or {})}
     result = subprocess.run(
         ["bash", str(REPO / "scripts/deploy.sh"), *args],
@@ -301,12 +307,7 @@ def test_private_dry_run_reads_deploy_only_secrets_from_the_ops_vault_through_th
 
 def _scripted_az(tmp_path: Path, script: str) -> dict[str, str]:
     """An `az` on PATH that records its calls and answers per `case "$*"` branches of script."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir(exist_ok=True)
-    calls = tmp_path / "az-calls"
-    fake = bin_dir / "az"
-    fake.write_text(f'#!/bin/sh\necho "$@" >> {calls}\ncase "$*" in\n{script}\n  *) exit 0 ;;\nesac\n')
-    fake.chmod(0o755)
+    bin_dir, _ = _fake_az(tmp_path, f'case "$*" in\n{script}\n  *) exit 0 ;;\nesac')
     # Step 2 (packaging) stops the run: these tests are about step 1.
     python = bin_dir / "python-stub"
     python.write_text(
