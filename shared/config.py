@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -50,6 +51,23 @@ class Settings(BaseSettings):
     OPENAI_BASE_URL: str | None = None
     LLM_MODEL_MANAGER: str | None = None
     LLM_MODEL_WORKER: str | None = None
+    #: Provider and model per agent, `provider[:model]` (e.g. `anthropic:claude-sonnet-4-5`); they win
+    #: over LLM_PROVIDER / LLM_MODEL_* for their agent.
+    LLM_MANAGER: str | None = None
+    LLM_WORKER: str | None = None
+    LLM_STALL_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0, le=3600)
+    LLM_CALL_TIMEOUT_SECONDS: float = Field(default=900.0, gt=0, le=6 * 3600)
+    #: USD per million tokens of models on an OpenAI-compatible server (OPENAI_BASE_URL).
+    LLM_PRICE_INPUT_PER_MTOK: Decimal = Field(default=Decimal(0), ge=0, le=1000)
+    LLM_PRICE_OUTPUT_PER_MTOK: Decimal = Field(default=Decimal(0), ge=0, le=1000)
+    #: `prompt` for a compatible server without response_format json_schema: the schema goes in the prompt.
+    OPENAI_STRUCTURED_OUTPUT: Literal["json_schema", "prompt"] = "json_schema"
+    #: Input tokens one agent call may use; longer dependency outputs are cut, visibly.
+    LLM_CONTEXT_BUDGET_TOKENS: int = Field(default=30_000, ge=500, le=2_000_000)
+    #: A ceiling on every call's max_tokens (each agent has its own default below it).
+    LLM_MAX_OUTPUT_TOKENS: int | None = Field(default=None, ge=64, le=200_000)
+    #: The most tasks a plan may have (2–12).
+    TEAM_MAX_TASKS: int = Field(default=12, ge=2, le=12)
     OFFLINE_LLM_LATENCY_MS: int = Field(default=0, ge=0, le=600_000)
     TEAM_MAX_PARALLEL: int = Field(default=3, ge=1, le=32)
     ESCALATION_TIMEOUT_HOURS: float = Field(default=24.0, gt=0)
@@ -75,7 +93,8 @@ class Settings(BaseSettings):
 
     @field_validator("REDIS_URL", "WEBPUBSUB_CONNECTION_STRING", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
                      "OPENAI_BASE_URL", "KEY_VAULT_URL", "APPLICATIONINSIGHTS_CONNECTION_STRING",
-                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER", mode="before")
+                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER", "LLM_MANAGER", "LLM_WORKER",
+                     "LLM_MAX_OUTPUT_TOKENS", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -92,6 +111,14 @@ class Settings(BaseSettings):
         ):
             raise ValueError("JWT_SIGNING_KEYS must map key ids to secrets of at least 32 characters")
         return value
+
+    @model_validator(mode="after")
+    def _agent_models_are_known(self) -> Settings:
+        # Refuse at start a model with no price on an official API, naming the known ones.
+        from shared.agents.roles import agent_models
+
+        agent_models(self)
+        return self
 
     @property
     def database_url(self) -> str:

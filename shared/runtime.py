@@ -59,14 +59,11 @@ def _key_source(settings: Settings) -> KeySource:
 
 
 def model_names(settings: Settings) -> tuple[str, str]:
-    """Manager and worker model names for new teams."""
-    from shared.agents.llm import default_models, resolve_provider_name
+    """Manager and worker model names for new teams (shared/agents/roles.py chooses them)."""
+    from shared.agents.roles import agent_models
 
-    provider = resolve_provider_name(
-        settings.LLM_PROVIDER, anthropic_api_key=settings.ANTHROPIC_API_KEY, openai_api_key=settings.OPENAI_API_KEY
-    )
-    manager, worker = default_models(provider)
-    return settings.LLM_MODEL_MANAGER or manager, settings.LLM_MODEL_WORKER or worker
+    manager, worker = agent_models(settings)
+    return manager.model, worker.model
 
 
 async def build_context(settings: Settings) -> AppContext:
@@ -101,13 +98,16 @@ async def build_context(settings: Settings) -> AppContext:
     from shared.realtime import attach_realtime
 
     attach_realtime(db, settings)
+    from shared.agents.roles import price_table
+
     manager_model, worker_model = model_names(settings)
     tokens = TokenService(_key_source(settings), active_kid=settings.active_kid,
                           ttl=timedelta(minutes=settings.JWT_TTL_MINUTES))
     return AppContext(
         settings=settings,
         db=db,
-        services=Services.build(db, manager_model=manager_model, worker_model=worker_model),
+        services=Services.build(db, manager_model=manager_model, worker_model=worker_model,
+                                prices=price_table(settings)),
         cache=cache,
         limiter=RateLimiter(client),
         tokens=tokens,

@@ -2,7 +2,8 @@
 
 It reads the `<input>` block the prompts carry, builds the answer for the requested schema, and
 returns it as JSON text through the same parsing path as a real provider. Token counts come from
-text length (about four characters a token) and are priced as `offline-*` models.
+text length (about four characters a token) and are priced as `offline-*` models. Like a real model it
+streams: the answer goes to `on_delta` in a few pieces spread over the configured latency.
 """
 
 from __future__ import annotations
@@ -13,15 +14,31 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, ValidationError
 
-from shared.agents.llm import Completion, Message, elapsed_ms
+from shared.agents.llm import Completion, Message, OnDelta, elapsed_ms
 from shared.agents.offline_plans import offline_plan
-from shared.agents.offline_work import offline_review, offline_step, offline_summary
+from shared.agents.offline_work import offline_review, offline_review_answer, offline_step, offline_summary
 from shared.agents.prompt_templates import extract_inputs
-from shared.agents.schemas import Plan, Review, StepOutput, Summary, TaskBrief, TaskOutcome
-from shared.agents.structured import estimate_tokens, finish_completion, with_schema_instruction
+from shared.agents.schemas import (
+    DependencyOutput,
+    Plan,
+    Review,
+    ReviewAnswer,
+    StepOutput,
+    Summary,
+    TaskBrief,
+    TaskOutcome,
+)
+from shared.agents.structured import (
+    estimate_prompt_tokens,
+    estimate_tokens,
+    finish_completion,
+    with_schema_instruction,
+)
 from shared.domain.failures import ClassifiedFailure, FailureType
 
 OFFLINE_PREFIX = "offline"
+#: How many pieces an answer is streamed in (the latency is spread between them).
+DELTA_PIECES = 8
 
 
 def _int(value: object, default: int) -> int:
@@ -36,6 +53,11 @@ def _plan(inputs: dict[str, object]) -> BaseModel:
     return offline_plan(_text(inputs.get("goal")), min(12, max(1, _int(inputs.get("workers"), 1))))
 
 
+def _dependencies(inputs: dict[str, object]) -> list[DependencyOutput]:
+    items = inputs.get("dependencies")
+    return [DependencyOutput.model_validate(d) for d in items] if isinstance(items, list) else []
+
+
 def _step(inputs: dict[str, object]) -> BaseModel:
     previous = inputs.get("previous_steps")
     return offline_step(
@@ -43,12 +65,19 @@ def _step(inputs: dict[str, object]) -> BaseModel:
         step_number=max(1, _int(inputs.get("step_number"), 1)),
         previous_steps=[p for p in previous if isinstance(p, str)] if isinstance(previous, list) else [],
         feedback=_text(inputs.get("feedback")) or None,
+        goal=_text(inputs.get("goal")),
+        dependencies=_dependencies(inputs),
     )
 
 
 def _review(inputs: dict[str, object]) -> BaseModel:
     task = TaskBrief.model_validate(inputs.get("task"))
     return offline_review(task, revision=_int(inputs.get("revision"), 0))
+
+
+def _review_answer(inputs: dict[str, object]) -> BaseModel:
+    task = TaskBrief.model_validate(inputs.get("task"))
+    return offline_review_answer(task, revision=_int(inputs.get("revision"), 0))
 
 
 def _summary(inputs: dict[str, object]) -> BaseModel:
@@ -61,8 +90,14 @@ _ANSWERS: dict[type[BaseModel], Callable[[dict[str, object]], BaseModel]] = {
     Plan: _plan,
     StepOutput: _step,
     Review: _review,
+    ReviewAnswer: _review_answer,
     Summary: _summary,
 }
+
+
+def _answer_for(schema: type[BaseModel]) -> Callable[[dict[str, object]], BaseModel] | None:
+    """The answer of `schema` or of the model it narrows (agents send per-call subclasses)."""
+    return next((_ANSWERS[base] for base in schema.__mro__ if base in _ANSWERS), None)
 
 
 def labelled_model(model: str) -> str:
@@ -75,19 +110,22 @@ class OfflineProvider:
     def __init__(self, *, latency_ms: int = 0) -> None:
         self.latency_ms = latency_ms
 
+    async def count_tokens(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None) -> int:
+        return estimate_prompt_tokens(messages, schema)
+
     async def complete(
         self,
         messages: list[Message],
         *,
         model: str,
         schema: type[BaseModel] | None = None,
-        max_tokens: int = 2048,
+        max_tokens: int,
         temperature: float = 0.2,
+        on_delta: OnDelta | None = None,
     ) -> Completion:
         started = time.perf_counter()
-        if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
         text = self._answer(messages, schema)
+        await self._stream(text, on_delta)
         prompt = with_schema_instruction(messages, schema)
         return finish_completion(
             text=text,
@@ -99,11 +137,24 @@ class OfflineProvider:
             latency_ms=elapsed_ms(started),
         )
 
+    async def _stream(self, text: str, on_delta: OnDelta | None) -> None:
+        """Send `text` in DELTA_PIECES pieces with the latency spread before them (one sleep without deltas)."""
+        if on_delta is None or not text:
+            if self.latency_ms:
+                await asyncio.sleep(self.latency_ms / 1000)
+            return
+        size = -(-len(text) // DELTA_PIECES)
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        for piece in pieces:
+            if self.latency_ms:
+                await asyncio.sleep(self.latency_ms / 1000 / len(pieces))
+            await on_delta(piece)
+
     def _answer(self, messages: list[Message], schema: type[BaseModel] | None) -> str:
         if schema is None:
             last = next((m.content for m in reversed(messages) if m.role == "user"), "")
             return f"[offline] No language model was called. Received: {' '.join(last.split())[:200]}"
-        answer = _ANSWERS.get(schema)
+        answer = _answer_for(schema)
         if answer is None:
             raise ClassifiedFailure(
                 FailureType.UNKNOWN, f"the offline provider has no answer for schema {schema.__name__}"

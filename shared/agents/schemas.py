@@ -7,16 +7,31 @@ with the error fed back.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 #: Task keys are short slugs: they become `tasks.plan_key` and dependency references.
 KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 MIN_TASKS, MAX_TASKS = 2, 12
 MIN_STEPS, MAX_STEPS = 2, 4
 
-Criterion = Annotated[str, Field(min_length=1, max_length=1000)]
+#: Lengths of fields that are short by nature: in the JSON Schema too, so a constrained decoder
+#: (llama.cpp, vLLM) stops a small model from rambling in a title.
+TITLE_CHARS, NAME_CHARS, SPECIALIZATION_CHARS, CRITERION_CHARS, COMMENT_CHARS = 200, 80, 40, 300, 300
+
+Criterion = Annotated[str, Field(min_length=1, max_length=CRITERION_CHARS)]
+M = TypeVar("M", bound=BaseModel)
+
+
+def narrowed(model: type[M], **fields: Any) -> type[M]:
+    """A subclass of `model` for one call, with some fields' bounds tightened (e.g. exactly N members).
+
+    Its JSON Schema says the tighter bounds, so a provider's constrained decoding enforces them; its
+    instances are still instances of `model`, with every validator of `model`.
+    """
+    narrowed_model: type[M] = create_model(model.__name__, __base__=model, **fields)
+    return narrowed_model
 
 
 class _Output(BaseModel):
@@ -24,17 +39,17 @@ class _Output(BaseModel):
 
 
 class PlannedTask(_Output):
-    key: str = Field(pattern=KEY_PATTERN, description="short unique slug, e.g. 'collect-sources'")
-    title: str = Field(min_length=1, max_length=300)
+    key: str = Field(pattern=KEY_PATTERN, max_length=40, description="short unique slug, e.g. 'collect-sources'")
+    title: str = Field(min_length=1, max_length=TITLE_CHARS)
     description: str = Field(min_length=1, max_length=20_000)
     acceptance_criteria: list[Criterion] = Field(min_length=1, max_length=20)
     dependencies: list[str] = Field(default_factory=list, max_length=12, description="keys of earlier tasks")
-    specialization: str = Field(default="general", min_length=1, max_length=80)
+    specialization: str = Field(default="general", min_length=1, max_length=SPECIALIZATION_CHARS)
 
 
 class PlannedMember(_Output):
-    name: str = Field(min_length=1, max_length=200)
-    specialization: str = Field(min_length=1, max_length=80)
+    name: str = Field(min_length=1, max_length=NAME_CHARS)
+    specialization: str = Field(min_length=1, max_length=SPECIALIZATION_CHARS)
 
 
 class Plan(_Output):
@@ -78,7 +93,7 @@ class Plan(_Output):
 
 class StepOutput(_Output):
     step_number: int = Field(ge=1)
-    title: str = Field(min_length=1, max_length=300)
+    title: str = Field(min_length=1, max_length=TITLE_CHARS)
     content: str = Field(min_length=1)
     is_final: bool
 
@@ -87,6 +102,24 @@ class CriterionVerdict(_Output):
     criterion: str = Field(min_length=1)
     met: bool
     comment: str = ""
+
+
+class CriterionJudgement(_Output):
+    """One acceptance criterion judged, in the order given (the reviewer does not repeat its text)."""
+
+    met: bool
+    comment: str = Field(min_length=1, max_length=COMMENT_CHARS, description="one sentence: why")
+
+
+class ReviewAnswer(_Output):
+    """What the reviewer writes (review.v2): one judgement per criterion, and feedback for the worker.
+
+    The verdict is not asked for: it follows from the judgements (`Review.from_answer`), so an answer
+    can never approve with an unmet criterion.
+    """
+
+    criteria: list[CriterionJudgement] = Field(min_length=1, max_length=20)
+    feedback: str = Field(default="", max_length=4000, description="what to change; may be empty when all are met")
 
 
 class Review(_Output):
@@ -105,6 +138,19 @@ class Review(_Output):
         if self.verdict == "revise" and not self.feedback:
             raise ValueError("verdict 'revise' needs feedback saying what to change")
         return self
+
+    @classmethod
+    def from_answer(cls, answer: ReviewAnswer, criteria: list[str]) -> Review:
+        """The verdict of a reviewer's judgements: approve exactly when every criterion is met."""
+        verdicts = [
+            CriterionVerdict(criterion=text, met=j.met, comment=j.comment)
+            for text, j in zip(criteria, answer.criteria, strict=True)
+        ]
+        unmet = [v for v in verdicts if not v.met]
+        feedback = answer.feedback
+        if unmet and not feedback:
+            feedback = "Not yet met: " + "; ".join(f"{v.criterion} ({v.comment})" for v in unmet)
+        return cls(verdict="revise" if unmet else "approve", criteria=verdicts, feedback=feedback)
 
 
 class Summary(_Output):
@@ -128,3 +174,10 @@ class TaskOutcome(BaseModel):
     title: str
     status: str
     output: str | None = None
+
+
+class DependencyOutput(BaseModel):
+    """The final output of a task the current one depends on, as its worker and reviewer see it."""
+
+    title: str
+    output: str

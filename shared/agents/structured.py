@@ -1,18 +1,27 @@
 """Structured output shared by every provider: how JSON is asked for, and how an answer is checked.
 
-The schema travels in the prompt (not a provider's JSON mode) so the same request works on Anthropic,
-OpenAI and any OpenAI-compatible server; the answer is then validated here, in one place.
+Providers ask natively (OpenAI `response_format` json_schema strict, Anthropic `output_config`
+json_schema); `schema_instruction` is the prompt-only fallback for compatible servers without
+`json_schema`. Either way the answer is validated here, in one place, by the pydantic model, whose
+validators carry the rules a JSON Schema cannot say.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 from dataclasses import replace
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
 from shared.agents.llm import Completion, Message, ProviderOutputInvalid
+from shared.domain.costs import ModelPrice
+
+#: Keywords OpenAI's own API rejects in a strict schema (its strict subset has no length bounds nor
+#: defaults); compatible servers (llama.cpp, vLLM) enforce them, so they are kept there.
+_OPENAI_STRICT_UNSUPPORTED = ("minLength", "maxLength", "default")
 
 
 def schema_instruction(schema: type[BaseModel]) -> str:
@@ -80,8 +89,14 @@ def finish_completion(
     model: str,
     provider: str,
     latency_ms: float,
+    price: ModelPrice | None = None,
+    truncated_at: int | None = None,
 ) -> Completion:
-    """Build the Completion; with a schema, parse it or raise ProviderOutputInvalid carrying the bill."""
+    """Build the Completion; with a schema, parse it or raise ProviderOutputInvalid carrying the bill.
+
+    `truncated_at` is the `max_tokens` that cut the answer short (finish reason `length`): when the
+    text then does not parse, the error says so, so that the model is asked for a shorter answer.
+    """
     completion = Completion(
         text=text,
         parsed=None,
@@ -90,16 +105,66 @@ def finish_completion(
         model=model,
         provider=provider,
         latency_ms=latency_ms,
+        price=price,
     )
     if schema is None:
         return completion
     try:
         parsed = parse_structured(text, schema)
     except ValueError as exc:
-        raise ProviderOutputInvalid(str(exc), completion=completion) from None
+        message = str(exc)
+        if truncated_at is not None:
+            message = (f"the answer was cut off at the {truncated_at}-token limit before the JSON object was "
+                       "complete; answer again, shorter")
+        raise ProviderOutputInvalid(message, completion=completion) from None
     return replace(completion, parsed=parsed)
 
 
 def estimate_tokens(text: str) -> int:
     """About four characters a token: used by the offline provider and when a server omits usage."""
     return max(1, math.ceil(len(text) / 4)) if text else 0
+
+
+#: Characters a token for budgeting a prompt without a tokenizer. English prose runs near 4, JSON and
+#: code nearer 3; the lower figure overestimates, so a prompt sized by it fits the real window.
+BUDGET_CHARS_PER_TOKEN = 3.0
+#: Tokens a chat template adds around each message (role markers, separators).
+MESSAGE_OVERHEAD_TOKENS = 4
+
+
+def estimate_prompt_tokens(messages: list[Message], schema: type[BaseModel] | None = None) -> int:
+    """An upper estimate of a request's input tokens (the documented fallback of `count_tokens`)."""
+    chars = sum(len(m.content) for m in messages)
+    if schema is not None:
+        chars += len(json.dumps(schema.model_json_schema(), separators=(",", ":")))
+    return math.ceil(chars / BUDGET_CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(messages)
+
+
+def strict_json_schema(schema: type[BaseModel], *, compatible_server: bool) -> dict[str, Any]:
+    """The JSON Schema sent as OpenAI's `response_format` (strict: every property required, no extras).
+
+    The SDK's own conversion (`openai.lib.type_to_response_format_param`) is the base; for OpenAI's
+    own API the keywords its strict subset rejects are dropped (the pydantic model still enforces
+    them after the answer), while a compatible server keeps them, so `maxLength` bounds a tiny
+    model's output at decoding time.
+    """
+    from openai.lib import type_to_response_format_param
+
+    param: Any = type_to_response_format_param(schema)
+    result: dict[str, Any] = copy.deepcopy(param["json_schema"]["schema"])
+    if not compatible_server:
+        _drop_keywords(result, _OPENAI_STRICT_UNSUPPORTED)
+    return result
+
+
+def _drop_keywords(node: object, keywords: tuple[str, ...]) -> None:
+    if isinstance(node, dict):
+        for keyword in keywords:
+            # A keyword inside `properties` is a field name, not a schema keyword: keep it.
+            if keyword in node and not isinstance(node.get(keyword), dict):
+                del node[keyword]
+        for value in node.values():
+            _drop_keywords(value, keywords)
+    elif isinstance(node, list):
+        for item in node:
+            _drop_keywords(item, keywords)

@@ -2,26 +2,47 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal
 
-from shared.agents.llm import LLMProvider
+from shared.agents.context import DEFAULT_CONTEXT_TOKENS, ContextText, fit_context
+from shared.agents.llm import LiveOutput, LLMProvider, Message
+from shared.agents.manager import dependency_texts
 from shared.agents.prompt_templates import load_prompt
 from shared.agents.runner import AgentResult, run_structured
-from shared.agents.schemas import MAX_STEPS, MIN_STEPS, StepOutput, TaskBrief
+from shared.agents.schemas import MAX_STEPS, MIN_STEPS, DependencyOutput, StepOutput, TaskBrief, narrowed
 
-EXECUTE_STEP_PROMPT = "execute_step.v1"
+EXECUTE_STEP_PROMPT = "execute_step.v2"
+STEP_MAX_TOKENS = 4096
+
+
+def step_schema(step_number: int) -> type[StepOutput]:
+    """StepOutput for one step: its number fixed, `is_final` false before MIN_STEPS and true at MAX_STEPS."""
+    fields: dict[str, object] = {"step_number": (Literal[step_number], ...)}  # type: ignore[valid-type]
+    if step_number < MIN_STEPS:
+        fields["is_final"] = (Literal[False], ...)
+    elif step_number >= MAX_STEPS:
+        fields["is_final"] = (Literal[True], ...)
+    return narrowed(StepOutput, **fields)
 
 
 async def execute_step(
     provider: LLMProvider,
     *,
+    goal: str,
     task: TaskBrief,
     step_number: int,
     previous_steps: list[str],
     feedback: str | None,
     model: str,
+    dependencies: Sequence[DependencyOutput] = (),
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    max_tokens: int = STEP_MAX_TOKENS,
+    live: LiveOutput | None = None,
 ) -> AgentResult[StepOutput]:
-    """Step `step_number` (1-based) given the earlier steps' contents and any review feedback.
+    """Step `step_number` (1-based) given the goal, the dependencies' final outputs, the earlier steps'
+    contents and any review feedback.
 
     The step number is the caller's, whatever the model echoed, and step MAX_STEPS is final even
     if the model says otherwise, so a task's execution always ends.
@@ -29,21 +50,28 @@ async def execute_step(
     if step_number < 1:
         raise ValueError("step_number starts at 1")
     prompt = load_prompt(EXECUTE_STEP_PROMPT)
-    inputs = {
-        "task": task.model_dump(),
-        "step_number": step_number,
-        "min_steps": MIN_STEPS,
-        "max_steps": MAX_STEPS,
-        "previous_steps": previous_steps,
-        "feedback": feedback,
-    }
+    schema = step_schema(step_number)
+    texts = [*dependency_texts(dependencies),
+             *(ContextText(f"step {i}", text) for i, text in enumerate(previous_steps, start=1))]
+    count = len(dependencies)
+
+    def render(shown: list[str]) -> list[Message]:
+        inputs = {
+            "goal": goal,
+            "task": task.model_dump(),
+            "step_number": step_number,
+            "dependencies": [{"title": d.title, "output": text} for d, text in zip(dependencies, shown[:count],
+                                                                                  strict=True)],
+            "previous_steps": shown[count:],
+            "feedback": feedback,
+        }
+        return prompt.render(inputs, step_number=step_number, min_steps=MIN_STEPS, max_steps=MAX_STEPS)
+
+    messages, cuts = await fit_context(provider, texts=texts, render=render, budget_tokens=context_tokens,
+                                       model=model, schema=schema)
     result = await run_structured(
-        provider,
-        prompt=prompt,
-        messages=prompt.render(inputs, step_number=step_number),
-        schema=StepOutput,
-        model=model,
-        max_tokens=4096,
+        provider, prompt=prompt, messages=messages, schema=schema, model=model, max_tokens=max_tokens,
+        live=live, context_cuts=cuts,
     )
     value = result.value.model_copy(
         update={"step_number": step_number, "is_final": result.value.is_final or step_number >= MAX_STEPS}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.db.database import Database
+from shared.domain.costs import OFFICIAL, PriceTable
 from shared.services.audit import AuditLog
 from shared.services.auth import AuthService
 from shared.services.checkpoints import CheckpointManager
@@ -31,14 +32,15 @@ class Services:
 
     @classmethod
     def build(
-        cls, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker"
+        cls, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker",
+        prices: PriceTable = OFFICIAL,
     ) -> Services:
         return cls(
             db=db,
             teams=TeamService(db, manager_model=manager_model, worker_model=worker_model),
             tasks=TaskService(db),
             checkpoints=CheckpointManager(db),
-            costs=CostTracker(db),
+            costs=CostTracker(db, prices=prices),
             audit=AuditLog(db),
             escalations=EscalationService(db),
             messages=MessageService(db),

@@ -8,7 +8,7 @@ from uuid import UUID
 
 from shared.db import journal
 from shared.db.database import Database
-from shared.domain.costs import compute_cost
+from shared.domain.costs import OFFICIAL, PriceTable
 from shared.domain.errors import NotFound
 from shared.domain.ids import uuid7
 from shared.domain.models import Actor, CostBreakdown, TeamCosts
@@ -54,8 +54,9 @@ class BudgetStatus:
 
 
 class CostTracker:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, prices: PriceTable = OFFICIAL) -> None:
         self.db = db
+        self.prices = prices  #: official prices plus the settings' price of compatible-server models
 
     async def record(
         self,
@@ -72,7 +73,7 @@ class CostTracker:
         idempotency_key: str | None = None,
     ) -> BudgetStatus:
         """Record one call (once per idempotency key) and return the team's budget position."""
-        cost = compute_cost(model, input_tokens, output_tokens)
+        cost = self.prices.cost(model, input_tokens, output_tokens)
         async with self.db.transaction() as tx:
             cur = await tx.conn.execute(
                 _INSERT,

@@ -7,7 +7,7 @@ nothing twice. LLM calls are billed once per (step, call) through idempotency ke
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any, TypeVar
 from uuid import UUID
@@ -15,9 +15,12 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from shared.agents import manager, worker
-from shared.agents.llm import AgentFailed, Completion, LLMProvider
+from shared.agents.llm import AgentFailed, Completion, LiveOutput, LLMProvider
+from shared.agents.manager import PLAN_MAX_TOKENS, REVIEW_MAX_TOKENS, SUMMARY_MAX_TOKENS
+from shared.agents.roles import AgentBudgets
 from shared.agents.runner import AgentResult
-from shared.agents.schemas import TaskBrief, TaskOutcome
+from shared.agents.schemas import DependencyOutput, TaskBrief, TaskOutcome
+from shared.agents.worker import STEP_MAX_TOKENS
 from shared.domain.errors import IllegalTransition
 from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.domain.models import Actor, PlannedTaskIn, TaskPublic
@@ -37,12 +40,29 @@ class TeamStopped(ClassifiedFailure):
         self.status = status
 
 
+#: Opens the live output (`llm.delta`) of one agent's calls: (team_id, task_id, member_id) -> LiveOutput.
+LiveFactory = Callable[[UUID, UUID | None, UUID | None], LiveOutput | None]
+
+
 class TeamRun:
-    def __init__(self, services: Services, llm: LLMProvider, *, manager_model: str, worker_model: str) -> None:
+    def __init__(self, services: Services, llm: LLMProvider, *, manager_model: str, worker_model: str,
+                 worker_llm: LLMProvider | None = None, budgets: AgentBudgets | None = None,
+                 live: LiveFactory | None = None) -> None:
         self.s = services
-        self.llm = llm
+        self.llm = llm  #: the manager's provider (plan, review, summary)
+        self.worker_llm = worker_llm or llm  #: the workers' provider (execute)
         self.manager_model = manager_model
         self.worker_model = worker_model
+        self.budgets = budgets or AgentBudgets()
+        self.live = live
+
+    def _live(self, team_id: UUID, task_id: UUID | None, member_id: UUID | None) -> LiveOutput | None:
+        return self.live(team_id, task_id, member_id) if self.live is not None else None
+
+    async def _dependency_outputs(self, task: TaskPublic) -> list[DependencyOutput]:
+        """The final outputs of the tasks `task` depends on, in plan order (context for worker and reviewer)."""
+        return [DependencyOutput(title=dep.title, output=dep.output or "")
+                for dep in [await self.s.tasks.get(dep_id) for dep_id in task.dependencies]]
 
     async def _bill(self, completions: Sequence[Completion], *, team_id: UUID, key: str,
                     task_id: UUID | None = None, member_id: UUID | None = None, purpose: str) -> bool:
@@ -89,7 +109,10 @@ class TeamRun:
             team = await self.s.teams.get(scope["company_id"], team_id)
             manager_id = await self._manager_id(team_id)
             result = await self._billed(
-                manager.plan_goal(self.llm, goal=team.goal, workers=team.workers, model=self.manager_model),
+                manager.plan_goal(self.llm, goal=team.goal, workers=team.workers, model=self.manager_model,
+                                  max_tasks=self.budgets.max_tasks,
+                                  max_tokens=self.budgets.max_tokens(PLAN_MAX_TOKENS),
+                                  live=self._live(team_id, None, manager_id)),
                 team_id=team_id, key=f"plan:{team_id}", member_id=manager_id, purpose="plan")
             await self.s.teams.staff(team_id, [(m.name, m.specialization) for m in result.value.members], SYSTEM)
             items = [PlannedTaskIn(key=t.key, title=t.title, description=t.description,
@@ -164,7 +187,10 @@ class TeamRun:
         outcomes = [TaskOutcome(title=t.title, status=t.status.value, output=t.output) for t in team.tasks or []]
         manager_id = await self._manager_id(team_id)
         result = await self._billed(
-            manager.summarize(self.llm, goal=team.goal, tasks=outcomes, model=self.manager_model),
+            manager.summarize(self.llm, goal=team.goal, tasks=outcomes, model=self.manager_model,
+                              context_tokens=self.budgets.context_tokens,
+                              max_tokens=self.budgets.max_tokens(SUMMARY_MAX_TOKENS),
+                              live=self._live(team_id, None, manager_id)),
             team_id=team_id, key=f"summary:{team_id}", member_id=manager_id, purpose="summary")
         summary = result.value
         text = summary.summary
@@ -242,6 +268,8 @@ class TeamRun:
         brief = TaskBrief(title=task.title, description=task.description,
                           acceptance_criteria=task.acceptance_criteria, specialization=task.specialization)
         member = task.assigned_to
+        goal = str((await self.s.teams.get_scope(task.team_id))["goal"])
+        dependencies = await self._dependency_outputs(task)
         for step_in_round in range(len(checkpoints) + 1, MAX_EXECUTION_STEPS + 1):
             await self._ensure_team_running(task.team_id)
             budget = await self.s.costs.budget(task.team_id)
@@ -249,8 +277,11 @@ class TeamRun:
                 raise ClassifiedFailure(FailureType.BUDGET_EXCEEDED, "the team's budget is spent")
             key = f"step:{task_id}:{round_number}:{step_in_round}"
             result = await self._billed(
-                worker.execute_step(self.llm, task=brief, step_number=step_in_round, previous_steps=contents,
-                                    feedback=task.feedback, model=self.worker_model),
+                worker.execute_step(self.worker_llm, goal=goal, task=brief, step_number=step_in_round,
+                                    previous_steps=contents, feedback=task.feedback, model=self.worker_model,
+                                    dependencies=dependencies, context_tokens=self.budgets.context_tokens,
+                                    max_tokens=self.budgets.max_tokens(STEP_MAX_TOKENS),
+                                    live=self._live(task.team_id, task_id, member)),
                 team_id=task.team_id, task_id=task_id, member_id=member, key=key, purpose="execute")
             step = result.value
             is_final = step.is_final or step_in_round == MAX_EXECUTION_STEPS
@@ -259,7 +290,8 @@ class TeamRun:
             created = await self.s.checkpoints.create(
                 task_id, next_step, output, Actor(type="agent", id=str(member)),
                 checkpoint_type="final" if is_final else ("revision" if round_number else "step"),
-                state={"round": round_number, "prompt_version": result.prompt_version},
+                state={"round": round_number, "prompt_version": result.prompt_version,
+                       "context_cuts": [c.as_dict() for c in result.context_cuts]},
             )
             checkpoints.append({"step_output": created.step_output})
             await self.s.messages.post(team_id=task.team_id, task_id=task_id, member_id=member, kind="step",
@@ -307,9 +339,14 @@ class TeamRun:
                           acceptance_criteria=task.acceptance_criteria, specialization=task.specialization)
         manager_id = await self._manager_id(task.team_id)
         key = f"review:{task_id}:{task.revision_count}"
+        goal = str((await self.s.teams.get_scope(task.team_id))["goal"])
         result = await self._billed(
-            manager.review_output(self.llm, task=brief, output=task.output or "", revision=task.revision_count,
-                                  model=self.manager_model),
+            manager.review_output(self.llm, goal=goal, task=brief,
+                                  output=task.output or "", revision=task.revision_count, model=self.manager_model,
+                                  dependencies=await self._dependency_outputs(task),
+                                  context_tokens=self.budgets.context_tokens,
+                                  max_tokens=self.budgets.max_tokens(REVIEW_MAX_TOKENS),
+                                  live=self._live(task.team_id, task_id, manager_id)),
             team_id=task.team_id, task_id=task_id, member_id=manager_id, key=key, purpose="review")
         review = result.value
         manager_actor = Actor(type="agent", id="manager")

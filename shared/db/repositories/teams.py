@@ -75,6 +75,7 @@ RETURNING company_id
 """
 
 TEAM_SCOPE = """
-SELECT id, company_id, status, version, budget_usd, spent_usd, instance_id, approve_plan, awaiting_plan_approval
+SELECT id, company_id, status, version, budget_usd, spent_usd, instance_id, approve_plan, awaiting_plan_approval,
+       goal
 FROM teams WHERE id = %(id)s
 """
