@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from shared.agents.context import ContextCut
 from shared.agents.llm import AgentFailed, Completion, LiveOutput, LLMProvider, Message, ProviderOutputInvalid
 from shared.agents.prompt_templates import PromptTemplate
+from shared.agents.schemas import widened
 from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.telemetry import LlmCall, llm_call_span
 
@@ -118,7 +119,7 @@ async def run_structured(
             last_error = str(exc)
             conversation += [Message("assistant", completion.text), correction_message(last_error)]
             continue
-        return AgentResult(value=parsed, completions=completions, prompt_version=prompt.version,
+        return AgentResult(value=widened(parsed), completions=completions, prompt_version=prompt.version,
                            context_cuts=list(context_cuts or []))
     raise AgentFailed(
         FailureType.INVALID_OUTPUT,

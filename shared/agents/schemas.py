@@ -31,7 +31,17 @@ def narrowed(model: type[M], **fields: Any) -> type[M]:
     instances are still instances of `model`, with every validator of `model`.
     """
     narrowed_model: type[M] = create_model(model.__name__, __base__=model, **fields)
+    setattr(narrowed_model, _NARROWS, model)  # noqa: B010 (a dunder-like marker pydantic must not see as a field)
     return narrowed_model
+
+
+_NARROWS = "__narrows__"
+
+
+def widened(value: M) -> M:
+    """A value of a `narrowed` model as an instance of the model it narrows (equal to any other such)."""
+    base: type[M] | None = getattr(type(value), _NARROWS, None)
+    return base.model_validate(value.model_dump()) if base is not None else value
 
 
 class _Output(BaseModel):

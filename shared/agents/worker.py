@@ -18,13 +18,11 @@ STEP_MAX_TOKENS = 4096
 
 
 def step_schema(step_number: int) -> type[StepOutput]:
-    """StepOutput for one step: its number fixed, `is_final` false before MIN_STEPS and true at MAX_STEPS."""
-    fields: dict[str, object] = {"step_number": (Literal[step_number], ...)}  # type: ignore[valid-type]
+    """StepOutput for one step: before MIN_STEPS the schema says `is_final` is false (a task takes at
+    least MIN_STEPS steps). The step number and the final MAX_STEPS-th step are the caller's anyway."""
     if step_number < MIN_STEPS:
-        fields["is_final"] = (Literal[False], ...)
-    elif step_number >= MAX_STEPS:
-        fields["is_final"] = (Literal[True], ...)
-    return narrowed(StepOutput, **fields)
+        return narrowed(StepOutput, is_final=(Literal[False], ...))
+    return StepOutput
 
 
 async def execute_step(
