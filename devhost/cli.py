@@ -24,6 +24,8 @@ def _parser() -> argparse.ArgumentParser:
     run_host.add_argument("--grace", type=float, default=10.0, help="seconds to drain requests on shutdown")
     run_host.add_argument("--no-migrate", action="store_true", help="skip migrations and the demo login")
     run_host.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    run_host.add_argument("--local-model", action="store_true",
+                          help="serve a tiny real model (SmolLM2-135M on llama.cpp) and use it for every agent")
 
     goal = commands.add_parser("run", help="give a goal to a team and watch it until it finishes")
     goal.add_argument("goal", help="what the team should achieve")
@@ -36,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     goal.add_argument("--data-dir", type=Path, default=Path(".devhost"))
     goal.add_argument("--app-dir", type=Path, default=Path("."))
     goal.add_argument("--timeout", type=float, default=3600.0, dest="timeout_seconds", help="give up after")
+    goal.add_argument("--local-model", action="store_true",
+                      help="start the devhost with a tiny real model (SmolLM2-135M on llama.cpp)")
     return parser
 
 
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
                 grace_seconds=args.grace,
                 migrate=not args.no_migrate,
                 access_log=args.access_log,
+                local_model=args.local_model,
             )
         )
     try:
@@ -67,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
                 app_dir=args.app_dir,
                 port=args.port,
                 timeout_seconds=args.timeout_seconds,
+                local_model=args.local_model,
             )
         )
     except RunError as exc:

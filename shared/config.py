@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     LLM_PRICE_OUTPUT_PER_MTOK: Decimal = Field(default=Decimal(0), ge=0, le=1000)
     #: `prompt` for a compatible server without response_format json_schema: the schema goes in the prompt.
     OPENAI_STRUCTURED_OUTPUT: Literal["json_schema", "prompt"] = "json_schema"
+    #: On a compatible server, lower every string's maxLength in the request's schema so that the whole
+    #: answer fits max_tokens (for small models that would otherwise write until cut off).
+    LLM_SCHEMA_FITS_MAX_TOKENS: bool = False
+    #: The most acceptance criteria a planned task may have (1–10).
+    TEAM_MAX_CRITERIA: int = Field(default=10, ge=1, le=10)
     #: Input tokens one agent call may use; longer dependency outputs are cut, visibly.
     LLM_CONTEXT_BUDGET_TOKENS: int = Field(default=30_000, ge=500, le=2_000_000)
     #: A ceiling on every call's max_tokens (each agent has its own default below it).

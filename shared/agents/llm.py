@@ -183,6 +183,7 @@ def build_provider(
     anthropic_base_url: str | None = None,
     openai_compatible: bool | None = None,
     structured_output: StructuredOutput = "json_schema",
+    fit_strings_to_max_tokens: bool = False,
     prices: PriceTable = OFFICIAL,
     offline_latency_ms: int = 0,
     limits: CallLimits | None = None,
@@ -192,8 +193,9 @@ def build_provider(
 
     `openai_compatible` (default: whether `openai_base_url` is set) marks a server that is not
     OpenAI's own API: its models are priced by `prices.server_models`, and `structured_output` says
-    whether it takes `json_schema`. SDK modules are imported here, not at module import, so importing
-    the agents stays cheap.
+    whether it takes `json_schema`, `fit_strings_to_max_tokens` whether its schemas bound every string
+    so that an answer fits `max_tokens` (structured.fit_strings_to_tokens). SDK modules are imported
+    here, not at module import, so importing the agents stays cheap.
     """
     limits = limits or CallLimits()
     resolved = resolve_provider_name(name, anthropic_api_key=anthropic_api_key, openai_api_key=openai_api_key)
@@ -217,7 +219,7 @@ def build_provider(
         return OpenAIProvider(
             api_key=openai_api_key, base_url=openai_base_url, limits=limits, prices=prices,
             compatible=compatible, structured_output=structured_output if compatible else "json_schema",
-            http_client=http_client,
+            fit_strings_to_max_tokens=fit_strings_to_max_tokens and compatible, http_client=http_client,
         )
     from shared.agents.offline import OfflineProvider
 

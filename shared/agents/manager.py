@@ -14,19 +14,20 @@ from shared.agents.llm import LiveOutput, LLMProvider, Message
 from shared.agents.prompt_templates import load_prompt
 from shared.agents.runner import AgentResult, run_structured
 from shared.agents.schemas import (
+    MAX_CRITERIA,
     MAX_TASKS,
     MIN_TASKS,
     CriterionJudgement,
     DependencyOutput,
     Plan,
-    PlannedMember,
-    PlannedTask,
+    PlanDraft,
     Review,
     ReviewAnswer,
     Summary,
     TaskBrief,
     TaskOutcome,
     narrowed,
+    plan_draft_schema,
 )
 
 PLAN_PROMPT = "plan.v2"
@@ -39,37 +40,37 @@ PLAN_MAX_TOKENS, REVIEW_MAX_TOKENS, SUMMARY_MAX_TOKENS = 4096, 2048, 2048
 
 async def plan_goal(
     provider: LLMProvider, *, goal: str, workers: int, model: str, max_tasks: int = MAX_TASKS,
-    max_tokens: int = PLAN_MAX_TOKENS, live: LiveOutput | None = None,
+    max_criteria: int = MAX_CRITERIA, max_tokens: int = PLAN_MAX_TOKENS, live: LiveOutput | None = None,
 ) -> AgentResult[Plan]:
-    """Plan `goal` into 2–`max_tasks` tasks with an acyclic dependency graph and exactly `workers` members."""
+    """Plan `goal` into 2–`max_tasks` tasks of 1–`max_criteria` acceptance criteria each, with an acyclic
+    dependency graph and exactly `workers` members."""
     if not 1 <= workers <= 12:
         raise ValueError("workers must be between 1 and 12")
     if not MIN_TASKS <= max_tasks <= MAX_TASKS:
         raise ValueError(f"max_tasks must be between {MIN_TASKS} and {MAX_TASKS}")
     prompt = load_prompt(PLAN_PROMPT)
-    # The counts go into the schema, so constrained decoding keeps to them.
-    schema = narrowed(
-        Plan,
-        tasks=(list[PlannedTask], Field(min_length=MIN_TASKS, max_length=max_tasks)),
-        members=(list[PlannedMember], Field(min_length=workers, max_length=workers)),
-    )
+    if not 1 <= max_criteria <= MAX_CRITERIA:
+        raise ValueError(f"max_criteria must be between 1 and {MAX_CRITERIA}")
+    schema = plan_draft_schema(workers=workers, max_tasks=max_tasks, max_criteria=max_criteria)
 
-    def members_match_workers(plan: Plan) -> None:
-        if len(plan.members) != workers:
-            raise ValueError(
-                f"members must have exactly {workers} entries, one per worker; got {len(plan.members)}"
-            )
+    def a_plan_for_the_team(draft: PlanDraft) -> None:
+        members = draft.drafted_members()
+        if len(members) != workers:
+            raise ValueError(f"members must have exactly {workers} entries, one per worker; got {len(members)}")
+        draft.to_plan()  # ValueError (fed back to the model) when a task depends on an empty one
 
-    return await run_structured(
+    result = await run_structured(
         provider,
         prompt=prompt,
         messages=prompt.render({"goal": goal, "workers": workers}, workers=workers, max_tasks=max_tasks),
         schema=schema,
         model=model,
         max_tokens=max_tokens,
-        check=members_match_workers,
+        check=a_plan_for_the_team,
         live=live,
     )
+    return AgentResult(value=result.value.to_plan(), completions=result.completions,
+                       prompt_version=result.prompt_version)
 
 
 def dependency_texts(dependencies: Sequence[DependencyOutput]) -> list[ContextText]:

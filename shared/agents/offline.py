@@ -19,8 +19,10 @@ from shared.agents.offline_plans import offline_plan
 from shared.agents.offline_work import offline_review, offline_review_answer, offline_step, offline_summary
 from shared.agents.prompt_templates import extract_inputs
 from shared.agents.schemas import (
+    MIN_TASKS,
     DependencyOutput,
     Plan,
+    PlanDraft,
     Review,
     ReviewAnswer,
     StepOutput,
@@ -51,6 +53,22 @@ def _text(value: object, default: str = "") -> str:
 
 def _plan(inputs: dict[str, object]) -> BaseModel:
     return offline_plan(_text(inputs.get("goal")), min(12, max(1, _int(inputs.get("workers"), 1))))
+
+
+def _plan_draft(inputs: dict[str, object], schema: type[BaseModel]) -> BaseModel:
+    """The offline plan written as the draft `schema` asks for: its first tasks (as many as the schema
+    has properties for), in dependency order, each depending on earlier ones only."""
+    plan = offline_plan(_text(inputs.get("goal")), min(12, max(1, _int(inputs.get("workers"), 1))))
+    slots = sum(1 for name in schema.model_fields if name.startswith("t") and name[1:].isdigit())
+    by_key = {task.key: task for task in plan.tasks}
+    kept = plan.execution_order()[: max(MIN_TASKS, slots)]
+    names = {key: f"t{number}" for number, key in enumerate(kept, start=1)}
+    draft: dict[str, object] = {"members": [m.model_dump() for m in plan.members]}
+    for key in kept:
+        task = by_key[key]
+        draft[names[key]] = {**task.model_dump(exclude={"key"}),
+                             "dependencies": [names[d] for d in task.dependencies if d in names]}
+    return schema.model_validate(draft)
 
 
 def _dependencies(inputs: dict[str, object]) -> list[DependencyOutput]:
@@ -88,6 +106,7 @@ def _summary(inputs: dict[str, object]) -> BaseModel:
 
 _ANSWERS: dict[type[BaseModel], Callable[[dict[str, object]], BaseModel]] = {
     Plan: _plan,
+    PlanDraft: _plan,  # answered by `_plan_draft`, which needs the schema
     StepOutput: _step,
     Review: _review,
     ReviewAnswer: _review_answer,
@@ -165,6 +184,8 @@ class OfflineProvider:
                 FailureType.UNKNOWN, "the offline provider needs a prompt with an <input> block"
             )
         try:
+            if issubclass(schema, PlanDraft):
+                return _plan_draft(inputs, schema).model_dump_json()
             return answer(inputs).model_dump_json()
         except ValidationError as exc:
             raise ClassifiedFailure(

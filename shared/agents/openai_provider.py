@@ -51,13 +51,13 @@ def to_openai(messages: list[Message]) -> list[ChatCompletionMessageParam]:
     return converted
 
 
-def response_format(schema: type[BaseModel], *, compatible_server: bool) -> dict[str, Any]:
+def response_format(schema: type[BaseModel], *, compatible_server: bool, max_tokens: int | None) -> dict[str, Any]:
     """`response_format` for a strict json_schema answer (the name must match ^[a-zA-Z0-9_-]+$)."""
     return {
         "type": "json_schema",
         "json_schema": {
             "name": schema.__name__,
-            "schema": strict_json_schema(schema, compatible_server=compatible_server),
+            "schema": strict_json_schema(schema, compatible_server=compatible_server, max_tokens=max_tokens),
             "strict": True,
         },
     }
@@ -87,8 +87,10 @@ class OpenAIProvider:
         prices: PriceTable = OFFICIAL,
         compatible: bool = False,
         structured_output: StructuredOutput = "json_schema",
+        fit_strings_to_max_tokens: bool = False,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
+        self.fit_strings_to_max_tokens = fit_strings_to_max_tokens
         self.limits = limits or CallLimits()
         self.prices = prices
         self.compatible = compatible
@@ -122,7 +124,9 @@ class OpenAIProvider:
         prompt = self._prompt(messages, schema)
         extra: dict[str, Any] = {}
         if schema is not None and self.structured_output == "json_schema":
-            extra["response_format"] = response_format(schema, compatible_server=self.compatible)
+            extra["response_format"] = response_format(
+                schema, compatible_server=self.compatible,
+                max_tokens=max_tokens if self.fit_strings_to_max_tokens else None)
         started = time.perf_counter()
         clock = StreamClock(self.limits, self.name)
         got = _Accumulated()

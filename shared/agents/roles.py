@@ -103,6 +103,7 @@ def build_agent_provider(settings: Settings, choice: ModelChoice, prices: PriceT
         openai_base_url=settings.OPENAI_BASE_URL,
         openai_compatible=choice.compatible_server,
         structured_output=settings.OPENAI_STRUCTURED_OUTPUT,
+        fit_strings_to_max_tokens=settings.LLM_SCHEMA_FITS_MAX_TOKENS,
         prices=prices,
         offline_latency_ms=settings.OFFLINE_LLM_LATENCY_MS,
         limits=call_limits(settings),
@@ -136,6 +137,7 @@ class AgentBudgets:
     context_tokens: int = 30_000
     max_output_tokens: int | None = None  #: a ceiling on each agent's own max_tokens default
     max_tasks: int = 12
+    max_criteria: int = 10
 
     def max_tokens(self, agent_default: int) -> int:
         return agent_default if self.max_output_tokens is None else min(agent_default, self.max_output_tokens)
@@ -143,4 +145,5 @@ class AgentBudgets:
     @classmethod
     def from_settings(cls, settings: Settings) -> AgentBudgets:
         return cls(context_tokens=settings.LLM_CONTEXT_BUDGET_TOKENS,
-                   max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS, max_tasks=settings.TEAM_MAX_TASKS)
+                   max_output_tokens=settings.LLM_MAX_OUTPUT_TOKENS, max_tasks=settings.TEAM_MAX_TASKS,
+                   max_criteria=settings.TEAM_MAX_CRITERIA)

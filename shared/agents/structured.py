@@ -140,13 +140,15 @@ def estimate_prompt_tokens(messages: list[Message], schema: type[BaseModel] | No
     return math.ceil(chars / BUDGET_CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
 
-def strict_json_schema(schema: type[BaseModel], *, compatible_server: bool) -> dict[str, Any]:
+def strict_json_schema(schema: type[BaseModel], *, compatible_server: bool, max_tokens: int | None = None
+                       ) -> dict[str, Any]:
     """The JSON Schema sent as OpenAI's `response_format` (strict: every property required, no extras).
 
     The SDK's own conversion (`openai.lib.type_to_response_format_param`) is the base; for OpenAI's
     own API the keywords its strict subset rejects are dropped (the pydantic model still enforces
-    them after the answer), while a compatible server keeps them, so `maxLength` bounds a tiny
-    model's output at decoding time.
+    them after the answer). A compatible server keeps them and, given `max_tokens`, gets every string
+    bounded so that the whole object fits in `max_tokens` (`fit_strings_to_tokens`): its constrained
+    decoder then closes the JSON before the limit instead of being cut off mid-string.
     """
     from openai.lib import type_to_response_format_param
 
@@ -154,7 +156,62 @@ def strict_json_schema(schema: type[BaseModel], *, compatible_server: bool) -> d
     result: dict[str, Any] = copy.deepcopy(param["json_schema"]["schema"])
     if not compatible_server:
         _drop_keywords(result, _OPENAI_STRICT_UNSUPPORTED)
+    elif max_tokens is not None:
+        fit_strings_to_tokens(result, max_tokens)
     return result
+
+
+#: Characters a token of a small model's prose at worst, and the share of `max_tokens` that string
+#: contents may use (the rest is keys, punctuation, numbers and booleans).
+WORST_CHARS_PER_TOKEN, STRING_SHARE = 2.5, 0.6
+#: Items assumed for an array without maxItems, and the shortest bound given to a string.
+_UNBOUNDED_ITEMS, _MIN_STRING_CHARS = 8, 24
+
+
+def fit_strings_to_tokens(schema: dict[str, Any], max_tokens: int) -> None:
+    """Lower the `maxLength` of the schema's strings (in place) so that all of them together, counted as
+    often as their arrays allow, fit in `max_tokens`: the longest bounds are lowered first, to one level.
+
+    Only the request's schema changes: the answer is still validated by the pydantic model, whose own
+    bounds are the same or looser.
+    """
+    defs: dict[str, Any] = schema.get("$defs", {})
+    slots: dict[int, tuple[dict[str, Any], int]] = {}  # id(node) -> (node, how many times it may occur)
+
+    def walk(node: dict[str, Any], times: int, depth: int = 0) -> None:
+        if depth > 20:
+            return
+        ref = node.get("$ref")
+        if isinstance(ref, str):
+            target = defs.get(ref.rsplit("/", 1)[-1])
+            if isinstance(target, dict):
+                walk(target, times, depth + 1)
+            return
+        for variant in node.get("anyOf", []):
+            walk(variant, times, depth + 1)
+        kind = node.get("type")
+        if kind == "string" and "enum" not in node and "const" not in node:
+            seen = slots.get(id(node))
+            slots[id(node)] = (node, times + (seen[1] if seen else 0))
+        elif kind == "object":
+            for prop in node.get("properties", {}).values():
+                walk(prop, times, depth + 1)
+        elif kind == "array" and isinstance(node.get("items"), dict):
+            walk(node["items"], times * int(node.get("maxItems", _UNBOUNDED_ITEMS)), depth + 1)
+
+    walk(schema, 1)
+    budget = max_tokens * WORST_CHARS_PER_TOKEN * STRING_SHARE
+    entries = sorted(slots.values(), key=lambda entry: entry[0].get("maxLength", math.inf))
+    remaining_times = sum(times for _, times in entries)
+    for node, times in entries:
+        level = budget / remaining_times if remaining_times else budget
+        cap = node.get("maxLength", math.inf)
+        if cap <= level:
+            budget -= cap * times
+        else:
+            node["maxLength"] = max(_MIN_STRING_CHARS, int(level), int(node.get("minLength", 0)))
+            budget -= node["maxLength"] * times
+        remaining_times -= times
 
 
 def _drop_keywords(node: object, keywords: tuple[str, ...]) -> None:

@@ -17,10 +17,11 @@ EXECUTE_STEP_PROMPT = "execute_step.v2"
 STEP_MAX_TOKENS = 4096
 
 
-def step_schema(step_number: int) -> type[StepOutput]:
-    """StepOutput for one step: before MIN_STEPS the schema says `is_final` is false (a task takes at
-    least MIN_STEPS steps). The step number and the final MAX_STEPS-th step are the caller's anyway."""
-    if step_number < MIN_STEPS:
+def step_schema(step_number: int, *, revising: bool) -> type[StepOutput]:
+    """StepOutput for one step: before MIN_STEPS of a first execution the schema says `is_final` is false
+    (a task takes at least MIN_STEPS steps; a revision may take one). The step number and the final
+    MAX_STEPS-th step are the caller's anyway."""
+    if step_number < MIN_STEPS and not revising:
         return narrowed(StepOutput, is_final=(Literal[False], ...))
     return StepOutput
 
@@ -48,7 +49,7 @@ async def execute_step(
     if step_number < 1:
         raise ValueError("step_number starts at 1")
     prompt = load_prompt(EXECUTE_STEP_PROMPT)
-    schema = step_schema(step_number)
+    schema = step_schema(step_number, revising=bool(feedback))
     texts = [*dependency_texts(dependencies),
              *(ContextText(f"step {i}", text) for i, text in enumerate(previous_steps, start=1))]
     count = len(dependencies)

@@ -110,7 +110,7 @@ class TeamRun:
             manager_id = await self._manager_id(team_id)
             result = await self._billed(
                 manager.plan_goal(self.llm, goal=team.goal, workers=team.workers, model=self.manager_model,
-                                  max_tasks=self.budgets.max_tasks,
+                                  max_tasks=self.budgets.max_tasks, max_criteria=self.budgets.max_criteria,
                                   max_tokens=self.budgets.max_tokens(PLAN_MAX_TOKENS),
                                   live=self._live(team_id, None, manager_id)),
                 team_id=team_id, key=f"plan:{team_id}", member_id=manager_id, purpose="plan")

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from shared.agents import AgentFailed, TaskBrief, execute_step, plan_goal, review_output
+from shared.agents.schemas import plan_draft_schema
 from shared.domain.failures import ClassifiedFailure, FailureType, parse_failure_type
 from tests.agents.scripted import ScriptedProvider
 
@@ -15,27 +16,24 @@ TASK = TaskBrief(
 )
 
 
-def plan_json(*, members: int = 2, dependencies: tuple[list[str], list[str]] = ([], ["survey"])) -> str:
+def plan_json(*, members: int = 2, dependencies: tuple[list[str], list[str]] = ([], ["t1"])) -> str:
+    """A plan as the manager writes it (plan.v2): tasks t1, t2, then the members."""
     return json.dumps(
         {
-            "tasks": [
-                {
-                    "key": "survey",
-                    "title": "Survey",
-                    "description": "Sail around.",
-                    "acceptance_criteria": ["Done"],
-                    "dependencies": dependencies[0],
-                    "specialization": "research",
-                },
-                {
-                    "key": "chart",
-                    "title": "Chart",
-                    "description": "Draw it.",
-                    "acceptance_criteria": ["Drawn"],
-                    "dependencies": dependencies[1],
-                    "specialization": "design",
-                },
-            ],
+            "t1": {
+                "title": "Survey",
+                "description": "Sail around.",
+                "acceptance_criteria": ["Done"],
+                "dependencies": dependencies[0],
+                "specialization": "research",
+            },
+            "t2": {
+                "title": "Chart",
+                "description": "Draw it.",
+                "acceptance_criteria": ["Drawn"],
+                "dependencies": dependencies[1],
+                "specialization": "design",
+            },
             "members": [{"name": f"Crew {i}", "specialization": "research"} for i in range(members)],
         }
     )
@@ -46,16 +44,40 @@ def review_json(met: tuple[bool, bool], feedback: str = "") -> str:
 
 
 async def test_an_invalid_answer_is_fed_back_once_and_a_valid_plan_then_accepted():
-    cyclic = plan_json(dependencies=(["chart"], ["survey"]))
-    provider = ScriptedProvider([cyclic, plan_json()])
+    backwards = plan_json(dependencies=(["t2"], []))  # t1 may depend on nothing before it
+    provider = ScriptedProvider([backwards, plan_json()])
 
     result = await plan_goal(provider, goal="Chart the reef", workers=2, model="claude-sonnet-4-5")
 
     assert [task.key for task in result.value.tasks] == ["survey", "chart"]
+    assert result.value.tasks[1].dependencies == ["survey"]
     assert len(result.completions) == 2, "both calls are returned for billing"
     second = provider.calls[1]
-    assert second[-2].role == "assistant" and second[-2].content == cyclic
-    assert second[-1].role == "user" and "cycle" in second[-1].content and "chart" in second[-1].content
+    assert second[-2].role == "assistant" and second[-2].content == backwards
+    assert second[-1].role == "user" and "t1.dependencies" in second[-1].content
+
+
+def test_the_plan_schema_makes_keys_unique_and_dependencies_point_backwards():
+    schema = plan_draft_schema(workers=1, max_tasks=3, max_criteria=2).model_json_schema()
+    defs = schema["$defs"]
+
+    assert list(schema["properties"]) == ["t1", "t2", "t3", "members"], "the tasks first, in order"
+    assert schema["required"][:2] == ["t1", "t2"] and {"type": "null"} in schema["properties"]["t3"]["anyOf"]
+    assert defs["Task1"]["properties"]["dependencies"]["maxItems"] == 0
+    assert defs["Task2"]["properties"]["dependencies"]["items"]["const"] == "t1"
+    assert defs["Task3"]["properties"]["dependencies"]["items"]["enum"] == ["t1", "t2"]
+    assert defs["Task3"]["properties"]["acceptance_criteria"]["maxItems"] == 2
+
+
+async def test_a_task_depending_on_an_unused_one_is_fed_back():
+    draft = json.loads(plan_json(members=1))
+    draft["t3"] = None
+    draft["t4"] = {**draft["t2"], "title": "Sail", "dependencies": ["t3"]}
+    provider = ScriptedProvider([json.dumps(draft), plan_json(members=1)])
+
+    await plan_goal(provider, goal="Chart the reef", workers=1, model="m", max_tasks=4)
+
+    assert "t4 depends on t3, which is empty" in provider.calls[1][-1].content
 
 
 async def test_text_that_is_not_json_is_invalid_output_shown_to_the_model():
@@ -73,7 +95,7 @@ async def test_the_plan_schema_says_the_team_size_and_the_task_limit():
 
     schema = provider.schemas[0].model_json_schema()
     assert (schema["properties"]["members"]["minItems"], schema["properties"]["members"]["maxItems"]) == (2, 2)
-    assert (schema["properties"]["tasks"]["minItems"], schema["properties"]["tasks"]["maxItems"]) == (2, 3)
+    assert [name for name in schema["properties"] if name.startswith("t")] == ["t1", "t2", "t3"]
 
 
 async def test_a_plan_not_sized_to_the_team_is_retried_with_the_reason():
