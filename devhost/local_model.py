@@ -36,7 +36,7 @@ _READY = "LOCAL-MODEL-LISTENING "
 #: slow cores can take a while before the first token).
 CONTEXT_TOKENS = 4096
 APP_SETTINGS = {
-    "LLM_MAX_OUTPUT_TOKENS": "512",
+    "LLM_MAX_OUTPUT_TOKENS": "256",
     "LLM_SCHEMA_FITS_MAX_TOKENS": "true",
     "LLM_CONTEXT_BUDGET_TOKENS": "2600",
     "TEAM_MAX_TASKS": "2",

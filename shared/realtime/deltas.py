@@ -4,6 +4,8 @@ Not stored and without `seq`: a client that misses some loses nothing that is st
 seq'd `message.created` / `checkpoint.created` replaces the streamed text. Per call (`call_id`) the
 text is coalesced to at most one message every `interval_s` (0.1 s: ~10 a second), `index` counting
 from 0. The first piece goes out at once, so a watcher sees the model start without waiting a tick.
+The call's last message has `"final": true` (an extension of API.md's shape), so a client knows that
+the call ended and that its stored result, not a next call, is what comes for that task.
 Sends go through the same service client as the outbox publisher; a failed send is dropped (the
 outbox, not this, is what guarantees delivery).
 """
@@ -47,6 +49,8 @@ class DeltaCall:
         self._last_send = float("-inf")
         self._flusher: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
+        self._closing = False
+        self._final_sent = False
 
     async def __call__(self, text: str) -> None:
         """Queue a piece of text; never waits for the network."""
@@ -64,14 +68,17 @@ class DeltaCall:
                 if wait > 0 and not self._wake.is_set():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), wait)
-                await self._send_buffer()
+                await self._send_buffer(final=self._closing)
         finally:
             self._flusher = None
 
-    async def _send_buffer(self) -> None:
+    async def _send_buffer(self, *, final: bool = False) -> None:
         text = "".join(self._buffer)
         self._buffer.clear()
         message = {**self._base, "index": self.sent, "text": text}
+        if final:
+            message["final"] = True
+            self._final_sent = True
         self.sent += 1
         self._last_send = asyncio.get_running_loop().time()
         try:
@@ -80,13 +87,16 @@ class DeltaCall:
             log.debug("llm.delta %s #%d not sent: %s", self.call_id, message["index"], exc)
 
     async def aclose(self) -> None:
-        """Send what is still buffered now (not after the interval) and wait for it to go out."""
+        """Send what is still buffered now (not after the interval), marked final, and wait for it to go out."""
+        if self._closing:
+            return
+        self._closing = True
         self._wake.set()
         flusher = self._flusher
         if flusher is not None:
             await asyncio.shield(flusher)
-        if self._buffer:  # pieces that arrived after the loop's last check
-            await self._send_buffer()
+        if not self._final_sent and (self._buffer or self.sent):  # a call that wrote nothing sends nothing
+            await self._send_buffer(final=True)
 
 
 class LiveAgent:

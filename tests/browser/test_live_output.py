@@ -43,9 +43,15 @@ async def test_the_team_page_shows_a_calls_text_in_index_order_as_it_arrives(pag
     await expect(live).to_be_visible()
     await expect(live.get_by_test_id("live-text")).to_have_text("Yo ho, yo ho, and a bottle of rum")
 
+    await _send(pubsub_connection_string, team_id, [
+        {"task_id": task, "member_id": None, "call_id": call, "index": 3, "text": "!", "final": True},
+        {"task_id": task, "member_id": None, "call_id": "next", "index": 0, "text": "Fifteen men"},
+    ])
+    await expect(live.get_by_test_id("live-text")).to_have_text(["Fifteen men"]), "a new call replaces an ended one"
+
 
 async def test_the_task_page_shows_only_its_own_tasks_text(page, account, http, pubsub_connection_string):
-    team_id = await create_team(http, account, "Swab the deck", start=True)
+    team_id = await create_team(http, account, "Swab the deck", start=True, approve_plan=True)  # planned, waiting
 
     async def tasks() -> list:
         return list((await http.get(f"/api/teams/{team_id}/tasks", headers=account.headers)).json())

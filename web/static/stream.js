@@ -1,10 +1,11 @@
 // Live model output: shows an agent's text as it is written, from `llm.delta` messages (API.md, "Live
 // model output"). Deltas carry no seq and are never stored: a call's text is shown as it grows, in
 // `index` order, and dropped when the stored result arrives (a seq'd `message.created` or
-// `checkpoint.created` of the same task, or of the same member for calls without a task). The next
-// call may already be streaming when the previous one's stored event arrives (the outbox publishes
-// after the commit), so a call that got text in the last SETTLE_QUIET_MS is kept: it is that next one.
-// Missing a delta loses nothing that is stored.
+// `checkpoint.created` of the same task, or of the same member for calls without a task). Only calls
+// that ended (their last delta has `final: true`) are dropped then: the next call may already be
+// streaming when the previous one's stored event arrives (the outbox publishes after the commit).
+// A new call of the same task or member also replaces an ended one. Missing a delta loses nothing
+// that is stored.
 //
 // Used by the team page (every call of the team) and the task page (calls of that task only):
 //   const live = liveOutput({ taskId, memberName });  // put live.el on the page
@@ -14,7 +15,6 @@ import { h } from "./dom.js";
 
 const MAX_CALLS = 6; // calls shown at once; the oldest goes first
 const MAX_CHARS = 20000; // per call: a runaway stream cannot grow the page without bound
-const SETTLE_QUIET_MS = 250;
 
 export function liveOutput({ taskId = null, memberName = () => null } = {}) {
   const calls = new Map(); // call_id -> { el, text, pre, next, pending: Map(index -> text), task, member }
@@ -29,8 +29,11 @@ export function liveOutput({ taskId = null, memberName = () => null } = {}) {
     const pre = h("pre.live-text", { testid: "live-text" });
     const box = h("article.live-call", { dataset: { callId: event.call_id } },
       h("header.muted", `${who} is writing…`), pre);
+    for (const [id, other] of calls) {
+      if (other.done && other.task === event.task_id && other.member === event.member_id) remove(id);
+    }
     call = { el: box, pre, text: "", next: 0, pending: new Map(), task: event.task_id, member: event.member_id,
-      last: 0 };
+      done: false, last: -1 };
     calls.set(event.call_id, call);
     list.append(box);
     while (calls.size > MAX_CALLS) remove(calls.keys().next().value);
@@ -49,23 +52,23 @@ export function liveOutput({ taskId = null, memberName = () => null } = {}) {
   function delta(event) {
     if (taskId && event.task_id !== taskId) return;
     const call = entry(event);
-    call.last = performance.now();
     if (typeof event.index !== "number" || event.index < call.next) return; // a repeat
+    if (event.final) call.last = event.index;
     call.pending.set(event.index, String(event.text ?? ""));
     while (call.pending.has(call.next)) { // in index order, whatever the arrival order
       call.text = (call.text + call.pending.get(call.next)).slice(-MAX_CHARS);
       call.pending.delete(call.next);
       call.next += 1;
     }
+    call.done = call.last >= 0 && call.next > call.last;
     call.pre.textContent = call.text;
   }
 
   function settle(event) {
-    const now = performance.now();
     for (const [callId, call] of calls) {
       const sameTask = event.task_id && call.task === event.task_id;
       const sameMember = !event.task_id && !call.task && call.member && call.member === (event.data || {}).member_id;
-      if ((sameTask || sameMember) && now - call.last >= SETTLE_QUIET_MS) remove(callId);
+      if ((sameTask || sameMember) && call.done) remove(callId);
     }
   }
 
