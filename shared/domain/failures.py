@@ -8,6 +8,7 @@ a random source.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -22,29 +23,41 @@ class FailureType(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     CONTENT_REFUSED = "content_refused"
     TEAM_STOPPED = "team_stopped"  #: the team was cancelled or finished meanwhile
+    DATABASE_UNAVAILABLE = "database_unavailable"  #: our own database is down or kept losing conflicts
     UNKNOWN = "unknown"
 
 
+_RETRY_AFTER = re.compile(r"\[retry_after=([0-9]+(?:\.[0-9]+)?)\]")
+
+
 class ClassifiedFailure(Exception):
-    """An error that knows its failure type; raised by activities and agents."""
+    """An error that knows its failure type; raised by activities and agents.
+
+    Its text carries what must survive the Durable boundary, where the host turns an activity's
+    exception into a plain string (protocols/DURABLE_BACKEND.md §4): the `[type]` prefix and, when the
+    provider asked for one, a `[retry_after=N]` suffix, read back by `parse_failure`.
+    """
 
     def __init__(self, failure_type: FailureType, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(f"[{failure_type.value}] {message}")
+        suffix = f" [retry_after={retry_after:g}]" if retry_after is not None and retry_after >= 0 else ""
+        super().__init__(f"[{failure_type.value}] {message}{suffix}")
         self.failure_type = failure_type
         self.message = message
         self.retry_after = retry_after
 
 
 def parse_failure_type(text: str) -> FailureType:
-    """Recover the failure type from an error message that crossed the Durable boundary.
-
-    The host turns activity exceptions into plain strings (protocols/DURABLE_BACKEND.md §4), so the
-    `[type]` prefix written by `ClassifiedFailure` is the only thing that survives.
-    """
+    """Recover the failure type from an error message that crossed the Durable boundary."""
     for failure_type in FailureType:
         if f"[{failure_type.value}]" in text:
             return failure_type
     return FailureType.UNKNOWN
+
+
+def parse_failure(text: str) -> tuple[FailureType, float | None]:
+    """The failure type and the provider's `Retry-After` (seconds) from a failure's text."""
+    found = _RETRY_AFTER.search(text)
+    return parse_failure_type(text), float(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,7 @@ class FailurePolicy:
             FailureType.RATE_LIMITED: 6,
             FailureType.PROVIDER_UNAVAILABLE: 4,
             FailureType.INVALID_OUTPUT: 3,
+            FailureType.DATABASE_UNAVAILABLE: 8,
             FailureType.UNKNOWN: 2,
         }
     )
