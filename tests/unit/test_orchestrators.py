@@ -156,6 +156,8 @@ def completed_tasks(name, payload):
 
 
 TEAM = {"team_id": "team-1", "settings": {"max_parallel": 2, "escalation_timeout_hours": 1}}
+#: A human's answer to the budget escalation that `pause_for_budget` opened.
+BUDGET_RAISED = {"escalation_id": "esc-budget", "action": "retry", "input": "5"}
 
 
 def test_team_runs_tasks_in_dependency_order_within_the_parallel_limit_and_completes():
@@ -181,7 +183,7 @@ def test_team_budget_exceeded_pauses_with_an_escalation_and_resumes_when_resolve
         return next(statuses, {"status": "active", "budget_exceeded": False})
 
     ctx = FakeContext(TEAM, team_activities(team_status=status), sub_orchestrators=completed_tasks,
-                      events={"escalation_resolved": [{"escalation_id": "esc-budget", "action": "retry", "input": "10"}]})
+                      events={"escalation_resolved": [{**BUDGET_RAISED, "input": "10"}]})
     assert run(team_orchestrator, ctx) == {"status": "completed"}
     names = ctx.activity_names()
     assert names.index("pause_for_budget") < names.index("apply_budget_decision") < names.index("summarize_team")
@@ -197,7 +199,7 @@ def test_a_task_stopped_by_the_budget_pauses_the_team_and_runs_again_after_the_d
         return {"status": "budget_exceeded" if over else "completed", "task_id": payload["task_id"]}
 
     ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=outcome,
-                      events={"escalation_resolved": [{"escalation_id": "esc-budget", "action": "retry", "input": "5"}]})
+                      events={"escalation_resolved": [BUDGET_RAISED]})
     assert run(team_orchestrator, ctx) == {"status": "completed"}
     assert attempts == {"a": 2, "b": 1, "c": 1}
     assert [c["instance_id"].rsplit(":", 2)[-2:] for c in ctx.sub_calls if c["task_id"] == "a"] == [["a", "1"],
@@ -212,7 +214,7 @@ def test_planning_that_does_not_fit_the_budget_escalates_and_plans_again_after_t
                                                                         "escalation_id": "esc-budget"},
                                             apply_budget_decision=lambda p: "planning"),
                       sub_orchestrators=completed_tasks,
-                      events={"escalation_resolved": [{"escalation_id": "esc-budget", "action": "retry", "input": "5"}]})
+                      events={"escalation_resolved": [BUDGET_RAISED]})
     assert run(team_orchestrator, ctx) == {"status": "completed"}
     assert ctx.activity_names()[:4] == ["plan_team", "pause_for_budget", "apply_budget_decision", "plan_team"]
 

@@ -33,7 +33,7 @@ WITH team AS (
     WHERE e.id = %(id)s AND e.company_id = %(company_id)s FOR UPDATE OF t
 )
 SELECT {_COLUMNS} FROM escalations WHERE id = %(id)s AND team_id IN (SELECT id FROM team) FOR UPDATE
-"""  # noqa: S608 - constants
+"""
 #: resolve_escalation -- record the human's decision
 RESOLVE = f"""
 UPDATE escalations SET status = 'resolved', action = %(action)s, note = %(note)s, input = %(input)s,
