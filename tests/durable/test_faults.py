@@ -7,12 +7,13 @@ import json
 import time
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import psycopg
 
 from devhost.durable.history import utc_now
 
 from . import sample_app
-from .conftest import StartBackend, completed_ids, wait_for_status, wait_until_done
+from .conftest import Running, StartBackend, completed_ids, wait_for_status, wait_until_done
 
 POISON_OPTIONS = {"max_episode_attempts": 3, "episode_retry_seconds": 0.05}
 
@@ -112,11 +113,8 @@ async def test_an_episode_whose_worker_never_finishes_is_given_up(
 
 
 async def test_an_orchestrator_raising_a_base_exception_fails_and_the_worker_keeps_going(
-    durable: object,
+    durable: Running,
 ) -> None:
-    from .conftest import Running
-
-    assert isinstance(durable, Running)
     instance_id = await durable.client.start_new("aborting", "abort")
     status = await wait_until_done(durable.client, instance_id)
     assert status.runtime_status.value == "Failed"
@@ -225,3 +223,19 @@ async def test_hosts_with_skewed_clocks_fire_timers_and_lease_work_by_the_databa
         assert len(completed_ids(history)) == len(set(completed_ids(history)))
     assert ahead.backend.stats.episodes > 0 and behind.backend.stats.episodes > 0
     assert abs(ahead.backend.clock.now() - datetime.now(UTC)) < timedelta(seconds=5)
+
+
+async def test_a_body_that_is_not_json_is_refused_instead_of_poisoning_the_instance(
+    durable: Running,
+) -> None:
+    rpc = json.loads(durable.binding)["rpcBaseUrl"]
+    async with httpx.AsyncClient(base_url=rpc) as http:
+        started = await http.post("orchestrators/approval/not-json", content=b"{not json")
+        assert started.status_code == 400
+        assert started.json()["ExceptionMessage"].startswith("The request body is not valid JSON")
+        assert (await http.get("instances/not-json")).status_code == 404
+        instance_id = await durable.client.start_new("approval", "json-only")
+        raised = await http.post(f"instances/{instance_id}/raiseEvent/Approve", content=b"yes")
+        assert raised.status_code == 400
+        await durable.client.raise_event(instance_id, "Approve", "yes")
+    assert (await wait_until_done(durable.client, instance_id)).output == {"approved": "yes"}
