@@ -239,3 +239,18 @@ async def test_a_body_that_is_not_json_is_refused_instead_of_poisoning_the_insta
         assert raised.status_code == 400
         await durable.client.raise_event(instance_id, "Approve", "yes")
     assert (await wait_until_done(durable.client, instance_id)).output == {"approved": "yes"}
+
+
+async def test_a_schema_from_before_the_attempt_columns_is_upgraded_in_place(
+    start_backend: StartBackend, empty_database_url: str
+) -> None:
+    from .conftest import stop
+
+    first = await start_backend()
+    kept = await first.client.start_new("approval", "from-before")
+    await wait_for_status(first.client, kept, lambda s: s.runtime_status.value == "Running")
+    await stop(first)
+    sql(empty_database_url, "ALTER TABLE durable.instances DROP COLUMN episode_attempts, DROP COLUMN last_error")
+    upgraded = await start_backend()
+    await upgraded.client.raise_event(kept, "Approve", True)
+    assert (await wait_until_done(upgraded.client, kept)).output == {"approved": True}
