@@ -87,6 +87,8 @@ async def test_a_commit_that_always_fails_ends_the_instance_failed_with_the_data
     start_backend: StartBackend, empty_database_url: str
 ) -> None:
     running = await start_backend(**POISON_OPTIONS)
+    # LIKE is case-sensitive: the failure reason written at the end ("...refused by the test")
+    # does not match, so only the instance's own episodes are refused
     refuse_history_rows(empty_database_url, matching="Refused", times=None)
     instance_id = await running.client.start_new("sequence", "refused", ["Refused"])
     status = await wait_until_done(running.client, instance_id, timeout=10)
