@@ -46,11 +46,26 @@ class ClassifiedFailure(Exception):
         self.retry_after = retry_after
 
 
+#: The Functions host's text for an invocation that ran past host.json's `functionTimeout`
+#: (WebJobs `FunctionTimeoutException`: "Timeout value of 00:10:00 was exceeded by function:
+#: Functions.name"); the Durable extension hands it to the orchestrator as the activity's failure.
+HOST_FUNCTION_TIMEOUT = "was exceeded by function: "
+
+
 def parse_failure_type(text: str) -> FailureType:
-    """Recover the failure type from an error message that crossed the Durable boundary."""
+    """Recover the failure type from an error message that crossed the Durable boundary.
+
+    The host turns activity exceptions into plain strings (protocols/DURABLE_BACKEND.md §4), so the
+    `[type]` prefix written by `ClassifiedFailure` is the only thing that survives. A function
+    timeout carries no prefix (the host, not our code, ended the call); it is a `network_timeout`:
+    what hangs an activity past the timeout is a call that never answered, and that type's
+    retries with backoff, then escalation, are what such a failure needs.
+    """
     for failure_type in FailureType:
         if f"[{failure_type.value}]" in text:
             return failure_type
+    if HOST_FUNCTION_TIMEOUT in text:
+        return FailureType.NETWORK_TIMEOUT
     return FailureType.UNKNOWN
 
 

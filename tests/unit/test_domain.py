@@ -102,6 +102,12 @@ def test_failure_type_survives_the_durable_boundary_as_text():
     assert parse_failure_type("boom") is FailureType.UNKNOWN
 
 
+def test_a_host_function_timeout_is_a_network_timeout():
+    crossed = ("Activity function 'execute_step' failed: Timeout value of 00:10:00 was exceeded by "
+               "function: Functions.execute_step \n {...}")
+    assert parse_failure_type(crossed) is FailureType.NETWORK_TIMEOUT
+
+
 def test_cost_uses_the_price_table_and_dated_model_names():
     assert compute_cost("claude-sonnet-4-5", 1_000_000, 1_000_000) == Decimal("18.00000000")
     assert price_for("claude-sonnet-4-5-20250929") == price_for("claude-sonnet-4-5")
