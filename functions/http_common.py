@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_
 
 from shared.domain.errors import DomainError, Invalid, RateLimited
 from shared.domain.models import Principal
+from shared.json_limits import JsonTooDeep, loads_bounded
 from shared.runtime import AppContext, get_context
-from shared.security import bearer_token
+from shared.security import PEER_HEADER, bearer_token, client_address
 from shared.telemetry import bind_log_context
 
 log = logging.getLogger("ghost_pirates.http")
@@ -106,8 +107,9 @@ class Request:
             raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
 
     def client_address(self) -> str:
-        forwarded = self.raw.headers.get("x-forwarded-for", "")
-        return forwarded.split(",")[0].strip() or self.raw.headers.get("x-client-ip", "") or "unknown"
+        """The caller's address for rate limits: the socket peer, or what a trusted proxy appended."""
+        return client_address(self.raw.headers.get("x-forwarded-for"), self.raw.headers.get(PEER_HEADER),
+                              trusted_hops=self.ctx.settings.TRUSTED_PROXY_HOPS)
 
 
 def next_link(request: Request, path: str, cursor: str) -> dict[str, str]:
@@ -159,7 +161,9 @@ def parse_body(raw: func.HttpRequest, model: type[BaseModel]) -> BaseModel:
     if not data.strip():
         data = b"{}"
     try:
-        payload = json.loads(data)
+        payload = loads_bounded(data)
+    except JsonTooDeep as exc:
+        raise BadRequest(f"the body is not accepted: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest("the body is not valid JSON") from exc
     try:
@@ -214,7 +218,9 @@ async def _run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client:
             extra["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
         request = Request(raw=raw, ctx=ctx, request_id=request_id, client=client)
         if spec.auth:
-            request.principal = await ctx.tokens.verify(bearer_token(raw.headers.get("authorization")))
+            # Writes read the user row itself; reads may trust the short session cache.
+            request.principal = await ctx.sessions.authenticate(bearer_token(raw.headers.get("authorization")),
+                                                                fresh=spec.method != "GET")
             if spec.method != "GET":
                 wait = await ctx.limiter.hit(f"w:{request.principal.user_id}",
                                              limit=ctx.settings.RATE_LIMIT_WRITES_PER_MINUTE)

@@ -69,9 +69,9 @@ class Settings(BaseSettings):
     ESCALATION_TIMEOUT_HOURS: float = Field(default=24.0, gt=0)
     CORS_ALLOWED_ORIGINS: str = ""
     RATE_LIMIT_LOGIN_PER_MINUTE: int = Field(default=10, ge=1)
-    #: Login attempts and registrations per client address and minute (an office behind one NAT
-    #: shares it, so it is higher than the per-email limit).
-    RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE: int = Field(default=30, ge=1)
+    #: Login attempts per client address and minute; unset is 3x the per-email limit (an office
+    #: behind one NAT shares an address, so it is higher than the per-email limit).
+    RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE: int | None = Field(default=None, ge=1)
     #: How many proxies in front of the app append to X-Forwarded-For: 0 keys rate limits on the
     #: socket peer the host reports (devhost); 1 on the address the Functions front end appended (Azure).
     TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
@@ -95,7 +95,8 @@ class Settings(BaseSettings):
 
     @field_validator("REDIS_URL", "WEBPUBSUB_CONNECTION_STRING", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
                      "OPENAI_BASE_URL", "KEY_VAULT_URL", "APPLICATIONINSIGHTS_CONNECTION_STRING",
-                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER", mode="before")
+                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER",
+                     "RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -154,6 +155,10 @@ class Settings(BaseSettings):
                 raise ConfigError("JWT_ACTIVE_KID names a key that is not in JWT_SIGNING_KEYS")
             return self.JWT_ACTIVE_KID
         return sorted(keys)[-1]
+
+    @property
+    def login_limit_per_address(self) -> int:
+        return self.RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE or 3 * self.RATE_LIMIT_LOGIN_PER_MINUTE
 
     @property
     def cors_origins(self) -> list[str]:
