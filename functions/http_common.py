@@ -180,20 +180,26 @@ def parse_query(raw: func.HttpRequest, model: type[BaseModel]) -> BaseModel:
 
 
 def cors_headers(ctx: AppContext | None, origin: str | None) -> dict[str, str]:
+    """CORS answer headers for `origin`. The API authenticates with a bearer header, never cookies,
+    so no answer allows credentials; `*` answers `*` and never echoes the caller's origin."""
     if not origin or ctx is None:
         return {}
     allowed = ctx.settings.cors_origins
-    if origin in allowed or "*" in allowed:
-        return {
-            "Access-Control-Allow-Origin": origin,
-            "Vary": "Origin",
-            "Access-Control-Allow-Credentials": "true",
-            "Access-Control-Expose-Headers": "Link, X-Request-Id, Retry-After",
-        }
+    exposed = {"Access-Control-Expose-Headers": "Link, X-Request-Id, Retry-After"}
+    if origin in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin", **exposed}
+    if "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*", **exposed}
     return {}
 
 
-def _https(raw: func.HttpRequest) -> bool:
+#: Sent on every response over HTTPS (API and dashboard): browsers then refuse plain HTTP for a year.
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def served_over_https(raw: func.HttpRequest) -> bool:
+    """HTTPS at the client: the URL, or the front end's X-Forwarded-Proto (a client forging it only
+    gets an HSTS header over plain HTTP, which browsers ignore, RFC 6797 §8.1)."""
     return raw.url.startswith("https://") or str(raw.headers.get("x-forwarded-proto", "")) == "https"
 
 
@@ -214,8 +220,8 @@ async def _run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client:
     try:
         ctx = await get_context()
         extra = cors_headers(ctx, raw.headers.get("origin"))
-        if _https(raw):
-            extra["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if served_over_https(raw):
+            extra["Strict-Transport-Security"] = HSTS
         request = Request(raw=raw, ctx=ctx, request_id=request_id, client=client)
         if spec.auth:
             # Writes read the user row itself; reads may trust the short session cache.
