@@ -74,3 +74,14 @@ def test_short_signing_secrets_are_refused_by_bytes_and_the_value_is_not_echoed(
 
 def test_default_token_lifetime_is_an_hour():
     assert Settings().JWT_TTL_MINUTES == 60
+
+
+def test_every_setting_is_in_the_example_settings_and_the_example_starts_locally(monkeypatch):
+    from pathlib import Path
+
+    values = json.loads((Path(__file__).parents[2] / "local.settings.example.json").read_text())["Values"]
+    assert set(Settings.model_fields) <= set(values)
+    for name in Settings.model_fields:
+        monkeypatch.setenv(name, values[name])
+    settings = get_settings()
+    assert settings.ENVIRONMENT == "local" and settings.signing_keys == {"dev-1": DEV_SIGNING_SECRET}
