@@ -11,6 +11,9 @@ from uuid import UUID
 import azure.durable_functions as df
 
 from shared.agents.roles import AgentBudgets, build_agent_providers
+from shared.db.database import TransientConflict
+from shared.domain.errors import DependencyDown
+from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.realtime import realtime_of
 from shared.runtime import get_context
 from shared.services.runs import TeamRun
@@ -33,6 +36,7 @@ async def team_run() -> TeamRun:
         realtime = realtime_of(ctx.db)
         _run = TeamRun(ctx.services, agents.manager, manager_model=agents.manager_model,
                        worker_model=agents.worker_model, worker_llm=agents.worker,
+                       call_timeout_seconds=ctx.settings.LLM_CALL_TIMEOUT_SECONDS,
                        budgets=AgentBudgets.from_settings(ctx.settings),
                        live=realtime.deltas.live if realtime is not None else None)
         log.info("LLM providers for team runs: manager %s %s, worker %s %s", agents.manager.name,
@@ -41,13 +45,17 @@ async def team_run() -> TeamRun:
 
 
 def logged(activity: Callable[[dict[str, Any]], Awaitable[T]]) -> Callable[[dict[str, Any]], Awaitable[T]]:
-    """Bind the payload's team and task ids to every log line the activity writes."""
+    """Bind the payload's team and task ids to every log line the activity writes, and classify our
+    own database's transient errors so the orchestrator's failure policy retries them."""
 
     @functools.wraps(activity)
     async def run(payload: dict[str, Any]) -> T:
         with bind_log_context(team_id=payload.get("team_id"), task_id=payload.get("task_id"),
                               instance_id=payload.get("instance_id")):
-            return await activity(payload)
+            try:
+                return await activity(payload)
+            except (DependencyDown, TransientConflict) as exc:
+                raise ClassifiedFailure(FailureType.DATABASE_UNAVAILABLE, exc.detail or str(exc)) from exc
 
     return run
 

@@ -8,9 +8,9 @@ holds both; `compute_cost` with no table uses the official prices alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 _MILLION = Decimal(1_000_000)
 _CENT_MILLIONTH = Decimal("0.00000001")  #: the precision of `cost_tracking.cost_usd`
@@ -87,8 +87,13 @@ class PriceTable:
         return self.price_for(model).cost(input_tokens, output_tokens)
 
     def worst_case_cost(self, model: str, *, input_tokens: int, max_tokens: int) -> Decimal:
-        """Upper bound of a call's cost before it is made: its input plus `max_tokens` of output."""
-        return self.cost(model, input_tokens, max_tokens)
+        """Upper bound of a call's cost before it is made (its input plus `max_tokens` of output), rounded
+        up to 1e-8: what the budget reserves for it."""
+        if input_tokens < 0 or max_tokens < 0:
+            raise ValueError("token counts cannot be negative")
+        price = self.price_for(model)
+        raw = (input_tokens * price.input_per_million + max_tokens * price.output_per_million) / _MILLION
+        return raw.quantize(_CENT_MILLIONTH, rounding=ROUND_CEILING)
 
     @staticmethod
     def require_known(model: str) -> ModelPrice:
@@ -113,3 +118,25 @@ def price_for(model: str) -> ModelPrice:
 def compute_cost(model: str, input_tokens: int, output_tokens: int, *, prices: PriceTable = OFFICIAL) -> Decimal:
     """Cost in USD, rounded to 1e-8 (the precision of `cost_tracking.cost_usd`)."""
     return prices.cost(model, input_tokens, output_tokens)
+
+
+#: Tokens a provider may add around the messages: the chat template's role markers and, with tool use,
+#: Anthropic's tool-use system prompt (a few hundred tokens).
+INPUT_OVERHEAD_TOKENS = 1024
+PER_MESSAGE_OVERHEAD_TOKENS = 16
+
+
+def input_token_bound(texts: Iterable[str], *, messages: int) -> int:
+    """An upper bound of a call's input tokens, without a tokenizer.
+
+    Byte-level BPE and byte-fallback SentencePiece tokenizers (every provider we use) never make more
+    tokens than the text has UTF-8 bytes, so bytes plus the template overheads bound the count. It
+    over-reserves (English runs ~4 bytes a token); the reservation is released when the call settles.
+    """
+    return sum(len(text.encode("utf-8")) for text in texts) + messages * PER_MESSAGE_OVERHEAD_TOKENS \
+        + INPUT_OVERHEAD_TOKENS
+
+
+def worst_case_cost(model: str, input_tokens: int, max_tokens: int, *, prices: PriceTable = OFFICIAL) -> Decimal:
+    """What a call can cost at most (`max_tokens` all spent), rounded up to 1e-8: its reservation."""
+    return prices.worst_case_cost(model, input_tokens=input_tokens, max_tokens=max_tokens)

@@ -126,4 +126,5 @@ def test_a_model_on_a_compatible_server_is_priced_by_settings_and_flagged_when_f
 
 def test_the_worst_case_cost_of_a_call_is_its_input_plus_max_tokens_of_output():
     table = PriceTable()
-    assert table.worst_case_cost("claude-haiku-4-5", input_tokens=1_000_000, max_tokens=200_000) == Decimal("2.00000000")
+    worst = table.worst_case_cost("claude-haiku-4-5", input_tokens=1_000_000, max_tokens=200_000)
+    assert worst == Decimal("2.00000000")

@@ -38,7 +38,8 @@ def openai(wire: WireServer, http_client, *, key: str | None = "sk-test", compat
            structured_output="json_schema", prices: PriceTable | None = None, limits: CallLimits | None = None):
     return build_provider(
         "openai", openai_api_key=key, openai_base_url=f"{wire.url}/v1", openai_compatible=compatible,
-        structured_output=structured_output, prices=prices or PriceTable(), limits=limits or CallLimits(stall_timeout_s=5),
+        structured_output=structured_output, prices=prices or PriceTable(),
+        limits=limits or CallLimits(stall_timeout_s=5),
         http_client=http_client,
     )
 
