@@ -49,7 +49,7 @@ UNSENT_FOR_INSTANCE = f"""
 SELECT {_COLUMNS} FROM orchestration_signals
 WHERE instance_id = %(instance_id)s AND sent_at IS NULL AND next_attempt_at <= clock_timestamp()
 ORDER BY created_at, id
-"""
+"""  # noqa: S608 - SQL built from this module's constants
 
 #: mark_sent -- the orchestration has it (or no longer needs it)
 MARK_SENT = """
@@ -68,7 +68,7 @@ WHERE id = %(id)s AND sent_at IS NULL
 #: pending_for_team -- a team's unsent signals (tests, health)
 PENDING_FOR_TEAM = f"""
 SELECT {_COLUMNS} FROM orchestration_signals WHERE team_id = %(team_id)s AND sent_at IS NULL ORDER BY created_at
-"""
+"""  # noqa: S608 - SQL built from this module's constants
 
 
 async def due_instances(conn: Conn, *, limit: int, ids: list[UUID] | None = None) -> list[str]:
