@@ -112,7 +112,8 @@ def status_changes(database_url: str, team_id: str) -> list[tuple[str, str | Non
 def assert_each_transition_applied_once(database_url: str, team_id: str) -> None:
     """Per team and per task the audited status changes form one chain of legal transitions from
     the initial status: a transition applied twice would repeat a `from` that is no longer current."""
-    legal = {"team.status_changed": TEAM_TRANSITIONS, "task.status_changed": TASK_TRANSITIONS}
+    legal: dict[str, dict[Any, frozenset[Any]]] = {"team.status_changed": dict(TEAM_TRANSITIONS),
+                                                  "task.status_changed": dict(TASK_TRANSITIONS)}
     current: dict[str | None, str] = {}
     rows = status_changes(database_url, team_id)
     for kind, task_id, source, target in rows:
