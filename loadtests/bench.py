@@ -231,14 +231,14 @@ async def _micro(b: Bench) -> None:
                           value=overhead.group(1), target="< 10", met=float(overhead.group(1)) < 10))
     else:
         b.extra.append(f"`devhost.durable.bench` exit {code}:\n\n```\n{out[-1500:]}\n```")
-    code, out = await run_command([sys.executable, "-m", "devhost.bench_http", "--select",
+    code, out = await run_command([sys.executable, "-m", "loadtests.bench_http", "--select",
                                    ADMIN_URL, "--seconds", "3"], seconds=90)
     found = {k: float(v) for k, v in re.findall(r"^\s+(bare|devhost|ratio)\s+([\d.]+)", out, re.M)}
     if {"bare", "devhost", "ratio"} <= found.keys():
         b.rows.append(Row("HTTP host micro bench (SELECT 1 function)", "devhost vs bare ASGI",
                           rps=found["devhost"], bare=f"{found['bare']:.0f} req/s", ratio=found["ratio"]))
     else:
-        b.extra.append(f"`devhost.bench_http` exit {code}:\n\n```\n{out[-1500:]}\n```")
+        b.extra.append(f"`loadtests.bench_http` exit {code}:\n\n```\n{out[-1500:]}\n```")
     b.say("micro benchmarks done")
 
 
