@@ -58,6 +58,7 @@ class Costs:
     team_seconds: float
     host_cpu_s_per_team: float
     postgres_cpu_s_per_team: float | None
+    app_sql_cpu_s_per_team: float | None
     activities_per_team: float
     episodes_per_team: float
     llm_calls_per_team: float
@@ -101,11 +102,20 @@ class CpuMeter:
         self._host = _cpu_seconds(self.pid) or 0.0
         self._pg = self._postgres()
 
-    def stop(self) -> tuple[float, float | None]:
+    def stop(self, exclude: set[int] | None = None) -> tuple[float, float | None]:
+        """(host, PostgreSQL) CPU seconds since start(); backends in `exclude` are not counted."""
         host = (_cpu_seconds(self.pid) or 0.0) - self._host
-        after = self._postgres()
+        after = {pid: cpu for pid, cpu in self._postgres().items() if pid not in (exclude or set())}
         pg = sum(cpu - self._pg.get(pid, 0.0) for pid, cpu in after.items()) if after else None
         return host, pg
+
+    def durable_backends(self) -> set[int]:
+        """Backends whose current or last statement is devhost's Durable backend's (its own pool,
+        schema `durable`): in Azure the scheduler does that work, so it is counted apart."""
+        rows = self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND"
+            " query ~ '(lease_token|lease_expires|\\minbox\\M|\\mhistory\\M|LISTEN|pg_notify|durable)'")
+        return {int(r[0]) for r in rows}
 
     def connections(self) -> int:
         row = self.conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
@@ -179,11 +189,15 @@ async def _phases(base_url: str, pid: int, dsn: str, teams: int, tasks: int, rea
             started = time.monotonic()
             errors: list[str] = []
             run = asyncio.gather(*(_one_team(http, auth, tasks, started + 600, errors) for _ in range(teams)))
+            durable: set[int] = set()
             while not run.done():
                 peak = max(peak, meter.connections())
-                await asyncio.sleep(0.2)
+                durable |= meter.durable_backends()
+                await asyncio.sleep(0.1)
             completed = sum(await run)
             team_seconds = time.monotonic() - started
+            durable |= meter.durable_backends()
+            _, app_sql_cpu = meter.stop(exclude=durable)
             host_cpu, pg_cpu = meter.stop()
             if completed != teams:
                 raise RuntimeError(f"only {completed}/{teams} teams completed: {errors[:3]}")
@@ -219,6 +233,7 @@ async def _phases(base_url: str, pid: int, dsn: str, teams: int, tasks: int, rea
     return Costs(
         teams=teams, tasks_per_team=tasks, team_seconds=team_seconds,
         host_cpu_s_per_team=host_cpu / teams, postgres_cpu_s_per_team=pg_cpu / teams if pg_cpu is not None else None,
+        app_sql_cpu_s_per_team=app_sql_cpu / teams if app_sql_cpu is not None else None,
         activities_per_team=activities / teams, episodes_per_team=delta.get(ORCHESTRATOR_STARTED, 0) / teams,
         llm_calls_per_team=rows[0] / teams, events_per_team=rows[1] / teams, event_bytes_per_team=rows[2] / teams,
         audit_rows_per_team=rows[3] / teams, db_kib_per_team=db_growth / 1024 / teams,
@@ -256,7 +271,8 @@ def render(c: Costs) -> list[str]:
     return [
         f"per-unit costs on this machine ({c.cpus} CPUs); CPU = time consumed, host = the devhost process",
         f"  team run ({c.tasks_per_team} tasks, offline LLM, {c.teams} at once, {c.team_seconds:.1f} s):",
-        f"    host CPU {c.host_cpu_s_per_team:.2f} s, PostgreSQL CPU {pg(c.postgres_cpu_s_per_team)} s per team",
+        f"    host CPU {c.host_cpu_s_per_team:.2f} s, PostgreSQL CPU {pg(c.postgres_cpu_s_per_team)} s per team, "
+        f"of which the app's own SQL {pg(c.app_sql_cpu_s_per_team)} s (the rest: devhost's Durable tables)",
         f"    {c.activities_per_team:.0f} activity calls, {c.episodes_per_team:.0f} episodes, "
         f"{c.llm_calls_per_team:.0f} LLM calls, {c.dts_actions_per_team:.0f} scheduler actions per team",
         f"    {c.events_per_team:.0f} events ({c.event_bytes_per_team / 1024:.1f} KiB), "
