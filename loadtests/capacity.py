@@ -10,7 +10,8 @@ and devhost's own Durable backend (which Azure replaces by the Durable Task Sche
   per team: CPU of the host and of PostgreSQL, activity calls, episodes, LLM calls, events,
   audit rows, database growth, and the Durable Task Scheduler actions the same history would bill;
 - **reads**: the read mix of loadtests.scenarios with no think time; CPU per request;
-- **writes**: `POST /api/teams`; CPU per request.
+- **writes**: `POST /api/teams`; CPU per request;
+- **logins**: `POST /api/auth/login` (argon2id); CPU per login.
 CPU is read from /proc (the devhost process, and the PostgreSQL backends serving the database), so
 the figures are CPU time consumed, which other load on the machine inflates far less than latency.
 """
@@ -79,6 +80,7 @@ class Costs:
     write_requests: int
     host_cpu_ms_per_write: float
     postgres_cpu_ms_per_write: float | None
+    host_cpu_ms_per_login: float
     cpus: int
 
 
@@ -226,6 +228,15 @@ async def _phases(base_url: str, pid: int, dsn: str, teams: int, tasks: int, rea
 
             await asyncio.gather(*(write() for _ in range(writes)))
             write_host, write_pg = meter.stop()
+
+            # Logins: argon2id verification is CPU by design (one at a time, own client address each).
+            logins = 8
+            meter.start()
+            for n in range(logins):
+                response = await http.post("/api/auth/login", headers={"X-Forwarded-For": f"10.98.0.{n + 1}"},
+                                           json={"email": body["user"]["email"], "password": "capacity-password-1"})
+                response.raise_for_status()
+            login_host, _ = meter.stop()
     finally:
         meter.close()
     activities = delta.get(TASK_SCHEDULED, 0)
@@ -247,6 +258,7 @@ async def _phases(base_url: str, pid: int, dsn: str, teams: int, tasks: int, rea
         postgres_cpu_ms_per_read=1000 * read_pg / samples.total if read_pg is not None else None,
         write_requests=writes, host_cpu_ms_per_write=1000 * write_host / writes,
         postgres_cpu_ms_per_write=1000 * write_pg / writes if write_pg is not None else None,
+        host_cpu_ms_per_login=1000 * login_host / logins,
         cpus=os.cpu_count() or 1,
     )
 
@@ -285,6 +297,7 @@ def render(c: Costs) -> list[str]:
         f"{pg(c.postgres_cpu_ms_per_read, 3)} ms CPU per request",
         f"  POST /api/teams x {c.write_requests}: host {c.host_cpu_ms_per_write:.2f} ms, PostgreSQL "
         f"{pg(c.postgres_cpu_ms_per_write)} ms CPU per request",
+        f"  POST /api/auth/login: host {c.host_cpu_ms_per_login:.0f} ms CPU per login (argon2id)",
     ]
 
 
