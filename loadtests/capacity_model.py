@@ -194,7 +194,7 @@ def render(costs: MeasuredCosts, a: Assumptions | None = None) -> list[str]:
             else "")),
         ("DB connections (instances x DB_POOL_MAX_SIZE)", lambda p: f"{p.db_connections:,}"),
         ("PostgreSQL cores used / SKU", lambda p: f"{p.postgres_cores:.2f} / {p.postgres_sku}"),
-        ("PostgreSQL data kept (GB, one month)", lambda p: f"{p.postgres_gb:,.0f}"),
+        ("PostgreSQL storage, GB (a month of data + 25%)", lambda p: f"{p.postgres_gb:,.0f}"),
         ("Redis ops/s / size", lambda p: f"{p.redis_ops_per_s:,.0f} / Standard {p.redis_size}"),
         ("Web PubSub connections / units", lambda p: f"{p.connections:,} / {p.webpubsub_units}"),
         ("Web PubSub messages per day", lambda p: f"{p.messages_per_day / 1e6:,.1f} M"),
@@ -215,9 +215,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.capacity_model", description=__doc__.split("\n")[0])
     parser.add_argument("--costs", type=Path, default=Path(__file__).with_name("capacity_costs.json"),
                         help="per-unit costs (python -m loadtests.capacity --json)")
+    defaults = Assumptions()
+    parser.add_argument("--activity-concurrency", type=int, default=defaults.activity_concurrency,
+                        help="host.json maxConcurrentActivityFunctions")
+    parser.add_argument("--llm-seconds", type=float, default=defaults.llm_seconds_per_call)
+    parser.add_argument("--reads-per-user", type=float, default=defaults.reads_per_user_per_s)
     args = parser.parse_args(argv)
     costs = MeasuredCosts.from_json(json.loads(args.costs.read_text()))
-    print("\n".join(render(costs)))
+    chosen = Assumptions(activity_concurrency=args.activity_concurrency, llm_seconds_per_call=args.llm_seconds,
+                         reads_per_user_per_s=args.reads_per_user)
+    print("\n".join(render(costs, chosen)))
     return 0
 
 
