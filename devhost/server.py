@@ -157,7 +157,9 @@ class DevHost:
         self.index = index_functions(load_app(app_dir))
         for entry in self.index.unserved:
             logger.warning("function %s: devhost does not fire %s triggers", entry.name, entry.trigger_type)
-        client_binding = await self._start_durable(settings.hub_name or DEFAULT_TASK_HUB)
+        client_binding = await self._start_durable(
+            settings.hub_name or DEFAULT_TASK_HUB, settings.function_timeout
+        )
         try:
             plan = plan_functions(self.index, client_binding=client_binding, app_dir=app_dir)
         except (BindingError, ValueError) as exc:
@@ -234,7 +236,7 @@ class DevHost:
         remembered = load_demo_login(data_dir, self.database_url)
         return (*remembered, False) if remembered else None
 
-    async def _start_durable(self, task_hub: str) -> str | None:
+    async def _start_durable(self, task_hub: str, function_timeout: float | None) -> str | None:
         """Start the Durable backend when the app uses Durable Functions; return the client binding."""
         assert self.index is not None
         if not self.index.uses_durable:
@@ -252,6 +254,7 @@ class DevHost:
             schema="durable",
             activity_concurrency=self.options.activity_concurrency,
             lease_seconds=self.options.lease_seconds,
+            function_timeout=function_timeout,
         )
         await self._backend.start()
         rpc_base_url = f"http://{_client_host(self.options.host)}:{self.port}{MANAGEMENT_PREFIX}/"

@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -128,9 +128,18 @@ class Reply:
 
 
 _ANY = TypeAdapter(Any)
+_RESPONSE_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
 
 
-def to_json(body: Any) -> bytes:
+def to_json(body: Any, response: Any = None) -> bytes:
+    """JSON of a handler's result; with the route's declared `response` type, exactly that shape
+    (a service's richer record, e.g. `TaskRecord`, answers with only the public fields)."""
+    if response is not None:
+        key = repr(response)
+        adapter = _RESPONSE_ADAPTERS.get(key)
+        if adapter is None:
+            adapter = _RESPONSE_ADAPTERS[key] = TypeAdapter(response)
+        return adapter.dump_json(body)
     if isinstance(body, BaseModel):
         return body.model_dump_json().encode()
     return _ANY.dump_json(body)
@@ -193,7 +202,7 @@ def _https(raw: func.HttpRequest) -> bool:
     return raw.url.startswith("https://") or str(raw.headers.get("x-forwarded-proto", "")) == "https"
 
 
-Handler = Callable[[Request, Any], Awaitable[Reply | BaseModel | list[Any] | dict[str, Any] | None]]
+Handler = Callable[[Request, Any], Awaitable[Reply | BaseModel | Sequence[Any] | dict[str, Any] | None]]
 
 
 async def run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client: Any = None) -> func.HttpResponse:
@@ -230,7 +239,8 @@ async def _run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client:
         headers = {**SECURITY_HEADERS, **extra, **request.extra_headers, **reply.headers, "X-Request-Id": request_id}
         if reply.body is None and reply.raw_json is None:
             return func.HttpResponse(status_code=reply.status, headers=headers)
-        body = reply.raw_json if reply.raw_json is not None else to_json(reply.body)
+        declared = spec.response if reply.status == spec.status else None
+        body = reply.raw_json if reply.raw_json is not None else to_json(reply.body, declared)
         return func.HttpResponse(body, status_code=reply.status, headers=headers, mimetype="application/json",
                                  charset="utf-8")
     except DomainError as exc:

@@ -13,7 +13,7 @@ from shared.cache import LocalQueryCache, QueryCache, RateLimiter, RedisQueryCac
 from shared.config import Settings, get_settings
 from shared.db.database import Changes, Database, make_pool
 from shared.security import KeySource, TokenService
-from shared.services import Services
+from shared.services import OrchestrationSettings, Services
 from shared.telemetry import configure_logging, configure_telemetry
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,10 @@ async def build_context(settings: Settings) -> AppContext:
     return AppContext(
         settings=settings,
         db=db,
-        services=Services.build(db, manager_model=manager_model, worker_model=worker_model),
+        services=Services.build(db, manager_model=manager_model, worker_model=worker_model,
+                                orchestration=OrchestrationSettings(
+                                    max_parallel=settings.TEAM_MAX_PARALLEL,
+                                    escalation_timeout_hours=settings.ESCALATION_TIMEOUT_HOURS)),
         cache=cache,
         limiter=RateLimiter(client),
         tokens=tokens,

@@ -10,7 +10,9 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -19,6 +21,8 @@ from psycopg_pool import AsyncConnectionPool
 from starlette.applications import Starlette
 
 from . import parse_cache
+from .clock import DatabaseClock
+from .history import utc_now
 from .instances import InstanceAdmin
 from .management import build_management_app
 from .registry import DurableFunctions
@@ -33,6 +37,12 @@ class DurableBackend:
 
     Several backends (processes) may share one database; work is leased, so a killed process
     loses nothing and its claims are taken over once `lease_seconds` have passed.
+
+    An episode that fails (raises while deciding or committing) is retried after
+    `episode_retry_seconds`, doubling up to `lease_seconds`; after `max_episode_attempts` failed
+    attempts its instance fails with the last error. `function_timeout` (seconds, host.json's
+    `functionTimeout`; None = unbounded) bounds every activity call. All times come from the
+    database's clock; `process_clock` is this process's (injectable to test clock skew).
     """
 
     def __init__(
@@ -48,7 +58,15 @@ class DurableBackend:
         episode_batch: int = 16,
         poll_interval: float = 0.5,
         replay_inline_max_events: int = 200,
+        max_episode_attempts: int = 5,
+        episode_retry_seconds: float = 1.0,
+        function_timeout: float | None = None,
+        process_clock: Callable[[], datetime] = utc_now,
     ) -> None:
+        if max_episode_attempts < 1:
+            raise ValueError("max_episode_attempts must be at least 1")
+        if function_timeout is not None and function_timeout <= 0:
+            raise ValueError("function_timeout must be positive (None for no limit)")
         self.dsn = dsn
         self.functions = functions
         self.task_hub = task_hub
@@ -59,6 +77,10 @@ class DurableBackend:
         self.episode_batch = episode_batch
         self.poll_interval = poll_interval
         self.replay_inline_max_events = replay_inline_max_events
+        self.max_episode_attempts = max_episode_attempts
+        self.episode_retry_seconds = episode_retry_seconds
+        self.function_timeout = function_timeout
+        self.clock = DatabaseClock(process_clock)
         self.stats = WorkerStats()
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._listener: AsyncConnection[Any] | None = None
@@ -69,7 +91,6 @@ class DurableBackend:
         self._episodes_wake = Wakeup()
         self._activities_wake = Wakeup()
         self._replay_executor: ThreadPoolExecutor | None = None
-        self._activity_executor: ThreadPoolExecutor | None = None
         self._episodes: EpisodeWorker | None = None
         self._activities: ActivityWorker | None = None
         self.management_app: Starlette = build_management_app(self.admin, functions)
@@ -78,7 +99,7 @@ class DurableBackend:
         """Management operations without HTTP (start, status, events, terminate, purge)."""
         if self._pool is None:
             raise RuntimeError("DurableBackend.start() has not been awaited")
-        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake)
+        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake, now=self.clock.now)
 
     async def start(self) -> None:
         """Create the schema if needed, then start listening and the worker loops."""
@@ -94,19 +115,19 @@ class DurableBackend:
             timeout=30,
         )
         await self._pool.open(wait=True)
-        store = WorkerStore(self._pool, self.lease_seconds)
+        store = WorkerStore(self._pool, self.lease_seconds, self.clock)
+        await store.next_due()  # calibrates the clock before anything is stamped
         self._replay_executor = ThreadPoolExecutor(1, thread_name_prefix="durable-replay")
-        self._activity_executor = ThreadPoolExecutor(
-            self.activity_concurrency, thread_name_prefix="durable-activity"
-        )
         self._episodes = EpisodeWorker(
             store, self.functions.orchestrators, self._replay_executor, self.stats, self._held,
             batch=self.episode_batch, poll_interval=self.poll_interval,
             inline_max_events=self.replay_inline_max_events,
+            max_attempts=self.max_episode_attempts, retry_seconds=self.episode_retry_seconds,
         )
         self._activities = ActivityWorker(
-            store, self.functions.activities, self._activity_executor, self.stats, self._held,
+            store, self.functions.activities, self._activity_pool, self.stats, self._held,
             concurrency=self.activity_concurrency, poll_interval=self.poll_interval,
+            function_timeout=self.function_timeout,
         )
         self._episodes.on_scheduled = self._activities_wake.wake
         self._episodes.on_messages = self._episodes_wake.wake
@@ -157,9 +178,9 @@ class DurableBackend:
             await self._listener.close()
         if self._pool is not None:
             await self._pool.close()
-        for executor in (self._replay_executor, self._activity_executor):
-            if executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
+        if self._replay_executor is not None:
+            self._replay_executor.shutdown(wait=False, cancel_futures=True)
+        activities.shutdown()
         self._episodes = self._activities = None
 
     def client_binding(self, rpc_base_url: str) -> str:
@@ -192,6 +213,9 @@ class DurableBackend:
                 "requiredQueryStringParameters": query,
             }
         )
+
+    def _activity_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.activity_concurrency, thread_name_prefix="durable-activity")
 
     async def _remember_pid(self, conn: AsyncConnection[Any]) -> None:
         self._own_pids.add(conn.info.backend_pid)

@@ -5,6 +5,7 @@ The host mounts this Starlette app at `/runtime/webhooks/durabletask/`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -52,9 +53,23 @@ def _instance_urls(request: Request, instance_id: str) -> dict[str, str]:
     }
 
 
+class BadBody(ValueError):
+    """A request body that is not JSON (the client always sends JSON text)."""
+
+
 def _body_text(raw: bytes) -> str | None:
-    text = raw.decode("utf-8").strip()
+    """The posted JSON text as-is, or None; anything else would poison the instance's replays."""
+    try:
+        text = raw.decode("utf-8").strip()
+        if text:
+            json.loads(text)
+    except ValueError as exc:  # UnicodeDecodeError and JSONDecodeError both are
+        raise BadBody(f"The request body is not valid JSON: {exc}") from exc
     return text or None
+
+
+def _bad_request(message: str) -> Response:
+    return JSONResponse({"Message": message, "ExceptionMessage": message}, status_code=400)
 
 
 def build_management_app(admin: Callable[[], InstanceAdmin], functions: DurableFunctions) -> Starlette:
@@ -64,8 +79,11 @@ def build_management_app(admin: Callable[[], InstanceAdmin], functions: DurableF
         name = request.path_params["name"]
         if name not in functions.orchestrators:
             message = f"The function '{name}' doesn't exist, is disabled, or is not an orchestrator function."
-            return JSONResponse({"Message": message, "ExceptionMessage": message}, status_code=400)
-        raw_input = _body_text(await request.body())
+            return _bad_request(message)
+        try:
+            raw_input = _body_text(await request.body())
+        except BadBody as exc:
+            return _bad_request(str(exc))
         try:
             instance_id = await admin().start(
                 name, request.path_params.get("instance_id"), raw_input,
@@ -101,9 +119,12 @@ def build_management_app(admin: Callable[[], InstanceAdmin], functions: DurableF
         return JSONResponse(found)
 
     async def raise_event(request: Request) -> Response:
+        try:
+            body = _body_text(await request.body())
+        except BadBody as exc:
+            return _bad_request(str(exc))
         delivery = await admin().raise_event(
-            request.path_params["instance_id"], request.path_params["event_name"],
-            _body_text(await request.body()),
+            request.path_params["instance_id"], request.path_params["event_name"], body
         )
         return _delivery_response(delivery)
 

@@ -10,6 +10,8 @@ import pytest
 
 from devhost.postgres import EmbeddedPostgres, EmbeddedPostgresError
 
+pytestmark = pytest.mark.slow  # starts and stops PostgreSQL server processes
+
 
 @pytest.fixture
 def data_dir(tmp_path: Path) -> Iterator[Path]:
