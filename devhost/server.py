@@ -192,7 +192,7 @@ class DevHost:
         self._embedded = EmbeddedPostgres(self.options.data_dir / "pg")
         self.database_url = await asyncio.to_thread(self._embedded.start)
         os.environ["DATABASE_URL"] = self.database_url
-        return f"embedded at {self._embedded.data_dir} ({self.database_url})"
+        return f"embedded at {self._embedded.data_dir} ({self._embedded.display_dsn()}, password in the data dir)"
 
     def _prepare_pubsub(self, path_prefix: str) -> socket.socket | None:
         """Bind the emulator's port and point WEBPUBSUB_CONNECTION_STRING at it, unless one is set
@@ -246,6 +246,8 @@ class DevHost:
         except ImportError as exc:
             message = f"the app uses Durable Functions; devhost.durable is unavailable: {exc}"
             raise HostStartError(message) from exc
+        from devhost.durable.management import load_or_create_system_key
+
         functions = DurableFunctions.from_functions(list(self.index.functions))
         self._backend = DurableBackend(
             self.database_url,
@@ -255,6 +257,7 @@ class DevHost:
             activity_concurrency=self.options.activity_concurrency,
             lease_seconds=self.options.lease_seconds,
             function_timeout=function_timeout,
+            system_key=load_or_create_system_key(self.options.data_dir),
         )
         await self._backend.start()
         rpc_base_url = f"http://{_client_host(self.options.host)}:{self.port}{MANAGEMENT_PREFIX}/"

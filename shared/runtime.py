@@ -14,6 +14,7 @@ from shared.config import Settings, get_settings
 from shared.db.database import Changes, Database, make_pool
 from shared.security import KeySource, TokenService
 from shared.services import OrchestrationSettings, Services
+from shared.services.sessions import SessionService
 from shared.telemetry import configure_logging, configure_telemetry
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class AppContext:
     cache: QueryCache
     limiter: RateLimiter
     tokens: TokenService
+    sessions: SessionService
     redis: aioredis.Redis | None
 
     async def close(self) -> None:
@@ -104,6 +106,8 @@ async def build_context(settings: Settings) -> AppContext:
     manager_model, worker_model = model_names(settings)
     tokens = TokenService(_key_source(settings), active_kid=settings.active_kid,
                           ttl=timedelta(minutes=settings.JWT_TTL_MINUTES))
+    sessions = SessionService(db, tokens, cache_seconds=settings.AUTH_CACHE_SECONDS,
+                              max_session=timedelta(hours=settings.SESSION_MAX_HOURS))
     return AppContext(
         settings=settings,
         db=db,
@@ -114,6 +118,7 @@ async def build_context(settings: Settings) -> AppContext:
         cache=cache,
         limiter=RateLimiter(client),
         tokens=tokens,
+        sessions=sessions,
         redis=client,
     )
 

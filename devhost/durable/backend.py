@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
@@ -18,13 +19,13 @@ from uuid import UUID
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from . import parse_cache
 from .clock import DatabaseClock
 from .history import utc_now
 from .instances import InstanceAdmin
-from .management import build_management_app
+from .management import KEY_SEGMENT, build_management_app
 from .registry import DurableFunctions
 from .store import WorkerStore, channel_name, check_schema_name, connection_kwargs, create_schema
 from .workers import ActivityWorker, EpisodeWorker, Wakeup, WorkerStats
@@ -62,6 +63,7 @@ class DurableBackend:
         episode_retry_seconds: float = 1.0,
         function_timeout: float | None = None,
         process_clock: Callable[[], datetime] = utc_now,
+        system_key: str | None = None,
     ) -> None:
         if max_episode_attempts < 1:
             raise ValueError("max_episode_attempts must be at least 1")
@@ -93,7 +95,9 @@ class DurableBackend:
         self._replay_executor: ThreadPoolExecutor | None = None
         self._episodes: EpisodeWorker | None = None
         self._activities: ActivityWorker | None = None
-        self.management_app: Starlette = build_management_app(self.admin, functions)
+        #: What the management API demands (`code=`, `x-functions-key`, or in the rpc path).
+        self.system_key = system_key or secrets.token_urlsafe(32)
+        self.management_app: ASGIApp = build_management_app(self.admin, functions, system_key=self.system_key)
 
     def admin(self) -> InstanceAdmin:
         """Management operations without HTTP (start, status, events, terminate, purge)."""
@@ -184,9 +188,11 @@ class DurableBackend:
         self._episodes = self._activities = None
 
     def client_binding(self, rpc_base_url: str) -> str:
-        """The JSON a `durable_client_input` parameter receives (protocol §5)."""
+        """The JSON a `durable_client_input` parameter receives (protocol §5), with the system key:
+        `code=` on the webhook URLs as the Functions host writes them, and a path segment in
+        `rpcBaseUrl`, to which the SDK only appends paths (management.py)."""
         base = rpc_base_url if rpc_base_url.endswith("/") else rpc_base_url + "/"
-        query = f"taskHub={self.task_hub}&connection=Storage"
+        query = f"taskHub={self.task_hub}&connection=Storage&code={self.system_key}"
         instance = f"{base}instances/INSTANCEID"
         create = f"{base}orchestrators/{{functionName}}[/{{instanceId}}]"
         return json.dumps(
@@ -209,7 +215,7 @@ class DurableBackend:
                     "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
                     "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
                 },
-                "rpcBaseUrl": base,
+                "rpcBaseUrl": f"{base}{KEY_SEGMENT}/{self.system_key}/",
                 "requiredQueryStringParameters": query,
             }
         )

@@ -7,8 +7,18 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, PlainSerializer, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
+from shared.domain.passwords import MIN_PASSWORD_LENGTH, password_problem
 from shared.domain.states import TaskStatus, TeamStatus
 
 
@@ -56,11 +66,28 @@ class Strict(BaseModel):
 # --- auth -----------------------------------------------------------------------------------------
 
 
+def _acceptable_password(value: str) -> str:
+    problem = password_problem(value)
+    if problem:
+        raise ValueError(f"the password {problem}")
+    return value
+
+
+#: A password being set (registration, change): the rule of shared/domain/passwords.py.
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=256),
+                        AfterValidator(_acceptable_password)]
+
+
 class RegisterRequest(Strict):
     company_name: str = Field(min_length=1, max_length=200)
     email: EmailStr
-    password: str = Field(min_length=8, max_length=256)
+    password: NewPassword
     full_name: str = Field(min_length=1, max_length=200)
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: NewPassword
 
 
 class LoginRequest(Strict):
@@ -320,6 +347,10 @@ class Principal(BaseModel):
     user_id: UUID
     company_id: UUID
     role: Literal["admin", "member"] = "member"
+    #: The user's token version the token was issued under (a newer one revokes it).
+    token_version: int = 1
+    #: When the password was last typed for this session (renewals keep it).
+    auth_time: datetime | None = None
 
     @property
     def actor(self) -> Actor:

@@ -12,9 +12,9 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from shared.db import journal
 from shared.db.database import Database, Tx
 from shared.db.repositories import users
-from shared.domain.errors import Conflict, Unauthorized
+from shared.domain.errors import Conflict, Forbidden, Invalid, Unauthorized
 from shared.domain.ids import uuid7
-from shared.domain.models import Actor, RegisterRequest, UserPublic
+from shared.domain.models import Actor, Principal, RegisterRequest, UserPublic
 
 # OWASP's argon2id baseline (19 MiB, 2 passes): memory-hard, ~20 ms here, hashed off the event loop.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
@@ -88,6 +88,31 @@ class AuthService:
         if user is None:
             raise Unauthorized("the account no longer exists")
         return user
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> int:
+        """Replace the caller's password (the current one proves it is them); every token issued
+        before is revoked. Returns the new token version."""
+        ids = {"id": principal.user_id, "company_id": principal.company_id}
+        async with self.db.connection() as conn:
+            cur = await conn.execute(users.PASSWORD_HASH, ids)
+            row = await cur.fetchone()
+        if row is None:
+            raise Unauthorized("the account no longer exists")
+        old_hash = row["password_hash"]
+        if not await _verify(old_hash, current):
+            raise Forbidden("the current password is wrong")
+        if await _verify(old_hash, new):
+            raise Invalid("the new password must differ from the current one",
+                          errors=[{"loc": ["new_password"], "msg": "is the current password"}])
+        new_hash = await hash_password(new)
+        async with self.db.transaction() as tx:
+            cur = await tx.conn.execute(users.CHANGE_PASSWORD, {**ids, "old_hash": old_hash, "new_hash": new_hash})
+            changed = await cur.fetchone()
+            if changed is None:
+                raise Conflict("the password was changed meanwhile; try again")
+            await journal.audit(tx, company_id=principal.company_id, actor=principal.actor,
+                                event_type="user.password_changed", payload={})
+        return int(changed["token_version"])
 
     async def count_users(self) -> int:
         async with self.db.connection() as conn:

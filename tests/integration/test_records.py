@@ -108,7 +108,7 @@ async def test_login_fails_the_same_way_for_unknown_email_and_wrong_password(ser
 
 
 async def test_registering_an_email_twice_conflicts(services):
-    request = RegisterRequest(company_name="Co", email="dup@example.com", password="password1", full_name="D")
+    request = RegisterRequest(company_name="Co", email="dup@example.com", password="password-one-1", full_name="D")
     await services.auth.register(request)
     with pytest.raises(Conflict):
         await services.auth.register(request)
