@@ -35,7 +35,10 @@ async def cluster(pg_server_url: str, migrated_template: str, redis_url: str,
     name = f"gp_multi_{uuid.uuid4().hex[:10]}"
     database_url = _create_database(pg_server_url, name, template=migrated_template)
     env = {"REDIS_URL": redis_url, "OFFLINE_LLM_LATENCY_MS": "150", "RATE_LIMIT_WRITES_PER_MINUTE": "5000",
-           "RATE_LIMIT_LOGIN_PER_MINUTE": str(LOGIN_LIMIT), "LOG_LEVEL": "WARNING"}
+           "RATE_LIMIT_LOGIN_PER_MINUTE": str(LOGIN_LIMIT), "LOG_LEVEL": "WARNING",
+           # As behind Azure's front end: the address a client's X-Forwarded-For names is its own, so
+           # each test client has rate-limit buckets of its own on the shared Redis (see `client`).
+           "TRUSTED_PROXY_HOPS": "1"}
     started = await start_cluster(tmp_path_factory.mktemp("cluster"), database_url, ("A", "B", "C"),
                                   lease_seconds=LEASE_SECONDS, env=env)
     yield started
@@ -44,8 +47,8 @@ async def cluster(pg_server_url: str, migrated_template: str, redis_url: str,
 
 
 def client(cluster: Cluster, host: str) -> httpx.AsyncClient:
-    """A client of one host. Its own X-Forwarded-For address keeps its rate-limit buckets apart from
-    other runs on the same Redis (the app buckets by that header, as behind Azure's front end)."""
+    """A client of one host. Its own X-Forwarded-For address (trusted: TRUSTED_PROXY_HOPS=1) keeps its
+    per-address rate-limit buckets apart from other runs on the same Redis."""
     address = f"10.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}.{uuid.uuid4().int % 250}"
     return httpx.AsyncClient(base_url=cluster.url(host), timeout=30, headers={"X-Forwarded-For": address})
 
