@@ -50,7 +50,7 @@ def team_select(*, members: bool, tasks: bool, costs: bool) -> str:
     parts.append(f", {_MEMBERS} AS members" if members else ", NULL::json AS members")
     parts.append(f", {_TASKS} AS tasks" if tasks else ", NULL::json AS tasks")
     parts.append(f", {_COSTS} AS costs" if costs else ", NULL::json AS costs")
-    return "SELECT " + "".join(parts) + " FROM teams t"
+    return "SELECT " + "".join(parts) + " FROM teams t"  # noqa: S608 - SQL built from this module's constants
 
 
 #: get_team_detail -- a team with members, tasks and cost totals, scoped to its company
@@ -100,10 +100,10 @@ awaiting_plan_approval, goal
 """
 
 #: team_scope -- company, status and budget of a team (unscoped: orchestration steps)
-TEAM_SCOPE = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s"
+TEAM_SCOPE = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s"  # noqa: S608 - SQL built from this module's constants
 
 #: lock_team -- the team row, locked: the first lock of any transaction that writes team data
-LOCK_TEAM = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s FOR UPDATE"
+LOCK_TEAM = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s FOR UPDATE"  # noqa: S608 - SQL built from this module's constants
 
 #: set_budget -- a human changed the budget; never below what is spent and reserved
 SET_BUDGET = """
