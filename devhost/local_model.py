@@ -95,9 +95,13 @@ class LocalModel:
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
             stderr = self.log.open("a")
-        self._process = subprocess.Popen(  # noqa: S603
-            argv, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1, start_new_session=True,
-        )
+        try:
+            self._process = subprocess.Popen(  # noqa: S603
+                argv, stdout=subprocess.PIPE, stderr=stderr, text=True, bufsize=1, start_new_session=True,
+            )
+        finally:
+            if not isinstance(stderr, int):
+                stderr.close()  # the child has its own descriptor
         deadline = time.monotonic() + self.start_timeout_s
         assert self._process.stdout is not None
         while time.monotonic() < deadline:
@@ -112,14 +116,17 @@ class LocalModel:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
+        if process is None:
             return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=15)
+        if process.stdout is not None:
+            process.stdout.close()
 
     def __enter__(self) -> LocalModel:
         return self.start()
