@@ -1,5 +1,11 @@
 """A whole team on a real (tiny) model: llama.cpp's server (xllamacpp) with SmolLM2-135M, through the
-OpenAI provider, json_schema structured output and streaming, recorded on the wire by a proxy."""
+OpenAI provider, json_schema structured output and streaming, recorded on the wire by a proxy.
+
+The model plans (through plan approval, so the test sees the plan before work starts). SmolLM2-135M
+never writes a dependency (tried with several goals and prompt wordings), so when its plan has none
+the test approves it with its second task depending on its first, as a person editing the plan
+would: what is under test is that a dependency's output reaches the dependent task's prompts.
+"""
 
 from __future__ import annotations
 
@@ -45,8 +51,10 @@ async def test_a_team_on_a_real_model_plans_works_reviews_and_finishes(model_app
     started = time.monotonic()
     async with httpx.AsyncClient(base_url=model_app.base_url, timeout=30) as http:
         auth = await register(http)
-        team = (await http.post("/api/teams", headers=auth, json={"goal": GOAL, "workers": 1})).json()
+        team = (await http.post("/api/teams", headers=auth, json={"goal": GOAL, "workers": 1,
+                                                                  "approve_plan": True})).json()
         assert (await http.post(f"/api/teams/{team['id']}/start", headers=auth)).status_code == 202
+        await _approve_with_a_dependency(http, auth, team["id"])
         final = await _until_terminal(http, auth, team["id"], seconds=900)
         escalations = (await http.get("/api/escalations", headers=auth)).json()
     elapsed = time.monotonic() - started
@@ -76,6 +84,25 @@ async def test_a_team_on_a_real_model_plans_works_reviews_and_finishes(model_app
         assert step_requests, f"no step request of {tasks[task_id]['title']!r}"
         assert all(_json(dependency_output) in e.prompt() for e in step_requests), (
             "the dependent task's requests carry its dependency's output")
+
+
+async def _approve_with_a_dependency(http: httpx.AsyncClient, auth: dict[str, str], team_id: str) -> None:
+    deadline = time.monotonic() + 600
+    while True:
+        team = (await http.get(f"/api/teams/{team_id}", headers=auth)).json()
+        if team["awaiting_plan_approval"]:
+            break
+        assert team["status"] == "planning" and time.monotonic() < deadline, team["status"]
+        await asyncio.sleep(1)
+    tasks = sorted(team["tasks"], key=lambda t: t["created_at"])
+    keys = {t["id"]: f"t{number}" for number, t in enumerate(tasks, start=1)}
+    edited = [{"key": keys[t["id"]], "title": t["title"], "description": t["description"],
+               "acceptance_criteria": t["acceptance_criteria"], "specialization": t["specialization"],
+               "dependencies": [keys[d] for d in t["dependencies"]]} for t in tasks]
+    if not any(t["dependencies"] for t in edited):
+        edited[1]["dependencies"] = ["t1"]
+    approved = await http.post(f"/api/teams/{team_id}/plan/approve", headers=auth, json={"tasks": edited})
+    assert approved.status_code == 202, approved.text
 
 
 async def _until_terminal(http: httpx.AsyncClient, auth: dict[str, str], team_id: str, *, seconds: float) -> Any:
