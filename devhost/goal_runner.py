@@ -194,9 +194,15 @@ async def _watch(http: httpx.AsyncClient, run: GoalRun, team_id: str, out: TextI
         deltas = asyncio.create_task(_follow_deltas(http, team_id, printer, names))
     deadline = time.monotonic() + run.timeout_seconds
     last, seen, after = "", set[str](), ""
+    escalations: set[str] = set()
     try:
         while True:
             team: dict[str, Any] = _check(await http.get(f"/api/teams/{team_id}"), "reading the team")
+            for escalation in _check(await http.get("/api/escalations", params={"team_id": team_id}), "escalations"):
+                if escalation["id"] not in escalations:
+                    escalations.add(escalation["id"])
+                    printer.line(f"[needs a human: {escalation.get('failure_type')}] {escalation.get('reason')} "
+                                 f"(resolve: POST /api/escalations/{escalation['id']}/resolve)")
             names.update({str(m["id"]): str(m["name"]) for m in team.get("members") or []})
             params: dict[str, str] = {"after": after} if after else {}
             for message in _check(await http.get(f"/api/teams/{team_id}/messages", params=params), "messages"):
@@ -230,6 +236,8 @@ async def _run_team(run: GoalRun, url: str, out: TextIO) -> int:
             request["budget_usd"] = run.budget_usd
         if run.workers is not None:
             request["workers"] = run.workers
+        elif run.local_model:
+            request["workers"] = 1  # the tiny model's profile: one worker, two tasks (devhost/local_model.py)
         team = _check(await http.post("/api/teams", json=request), "creating the team")
         out.write(f"team {team['id']}: {team.get('name') or run.goal}\n")
         _check(await http.post(f"/api/teams/{team['id']}/start"), "starting the team")
