@@ -40,6 +40,7 @@ class OrchestrationSettings:
 
     max_parallel: int = 3
     escalation_timeout_hours: float = 24.0
+    tool_approval_timeout_hours: float | None = None  #: unset: the escalation timeout
 
 
 class RunControl:
@@ -81,8 +82,10 @@ class RunControl:
             signal_id = await journal.signal(
                 tx, company_id=moved.company_id, team_id=team_id, instance_id=instance_id, kind="start",
                 name=TEAM_ORCHESTRATOR,
-                payload=team_orchestration_input(team_id, max_parallel=self.settings.max_parallel,
-                                                 escalation_timeout_hours=self.settings.escalation_timeout_hours))
+                payload=team_orchestration_input(
+                    team_id, max_parallel=self.settings.max_parallel,
+                    escalation_timeout_hours=self.settings.escalation_timeout_hours,
+                    tool_approval_timeout_hours=self.settings.tool_approval_timeout_hours))
             return moved, signal_id
 
         moved, signal_id = await self.db.atomic(work)
