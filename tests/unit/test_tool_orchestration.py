@@ -75,6 +75,7 @@ def test_an_approval_that_times_out_is_decided_as_a_timeout():
     decide = next(p for n, p in ctx.calls if n == "decide_tool_call")
     assert decide["timed_out"] is True
     assert ctx.timers[0] == 2 * 3600  # the tool approval timeout, not the escalation timeout
+    assert calls["run"] == ["c1"]  # the run activity finds the call denied and does not execute it
 
 
 def test_an_unreachable_tool_server_is_retried_with_backoff_on_the_same_call():
