@@ -98,7 +98,7 @@ class OfflineProvider:
         input_tokens = sum(estimate_tokens(m.content) for m in prompt)
         if tools and schema is StepOutput and not asked_for_tools(messages):
             inputs = extract_inputs(messages) or {}
-            if _int(inputs.get("step_number"), 1) == 1:
+            if _int(inputs.get("step_number"), 1) == 1 and not inputs.get("feedback"):  # not again in revisions
                 calls = offline_tool_calls(tools, TaskBrief.model_validate(inputs.get("task")))
                 request = finish_completion(text="", schema=None, input_tokens=input_tokens,
                                             output_tokens=sum(estimate_tokens(str(c.arguments)) for c in calls),
