@@ -99,6 +99,8 @@ class Settings(BaseSettings):
     #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tool servers' header secrets in the
     #: database; with KEY_VAULT_URL each server's headers are a Key Vault secret instead.
     TOOL_SECRETS_KEY: str | None = None
+    #: Azure: the tools vault (infra: keyvault-tools), where each tool server's headers are one secret.
+    TOOL_VAULT_URL: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -117,6 +119,7 @@ class Settings(BaseSettings):
                      "OPENAI_BASE_URL", "KEY_VAULT_URL", "APPLICATIONINSIGHTS_CONNECTION_STRING",
                      "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER",
                      "RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE", "TOOL_SECRETS_KEY", "TOOL_APPROVAL_TIMEOUT_HOURS",
+                     "TOOL_VAULT_URL",
                      mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:

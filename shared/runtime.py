@@ -67,8 +67,8 @@ def tool_settings(settings: Settings) -> ToolSettings:
     from shared.tools.secrets import CombinedSecretStore, FernetSecretStore, KeyVaultSecretStore, SecretStore
 
     stores: list[SecretStore] = []
-    if settings.KEY_VAULT_URL:
-        stores.append(KeyVaultSecretStore(settings.KEY_VAULT_URL))
+    if settings.TOOL_VAULT_URL:  # Azure: a secret per server in the tools vault
+        stores.append(KeyVaultSecretStore(settings.TOOL_VAULT_URL))
     key = settings.tool_secrets_key
     if key:
         stores.append(FernetSecretStore(key))

@@ -81,7 +81,7 @@ class ToolServerService:
         headers = body.headers or {}
         if headers and self.secrets is None:
             raise Invalid("this deployment has no store for tool header secrets"
-                          " (set TOOL_SECRETS_KEY or KEY_VAULT_URL)")
+                          " (set TOOL_SECRETS_KEY or TOOL_VAULT_URL)")
         listing = await self._listing(body.url, headers)
         server_id = uuid7()
         secret_ref = await self.secrets.put(server_id, headers) if headers and self.secrets else None

@@ -4,8 +4,9 @@
 
 - `db:<Fernet token>`: the headers encrypted with TOOL_SECRETS_KEY (local runs; any deployment that
   sets the key, itself a Key Vault reference in Azure), or
-- `kv:<secret name>`: one Key Vault secret per server (Azure, when KEY_VAULT_URL is set), read with
-  the app's managed identity at call time (docs/security.md, "Tool server secrets").
+- `kv:<secret name>`: one secret per server in the tools vault (Azure: TOOL_VAULT_URL, a vault
+  of its own where the app's identity is Secrets Officer), read at call time (docs/security.md,
+  "Tool server secrets").
 
 Nothing here logs a value; errors name the server's secret, never its content.
 """
@@ -70,7 +71,8 @@ class FernetSecretStore:
 class KeyVaultSecretStore:
     """One Key Vault secret per server (`tool-server-<id>`), read and written with the app's identity.
 
-    The identity needs "Key Vault Secrets Officer" on the vault (set, get, delete); infra/modules/roles.bicep.
+    The identity needs "Key Vault Secrets Officer" on that vault (set, get, delete): infra gives it on the
+    tools vault only (infra/modules/roles.bicep), never on the app vault.
     """
 
     prefix = "kv:"
