@@ -300,3 +300,18 @@ async def test_approve_deny_and_timeout_of_a_call_whose_server_asks(services, pr
     assert outcomes[None][:3] == ("denied", "denied by a person: no decision within 1 hours", "deny")
     assert "not executed: denied by a person" in outcomes["deny"][3]
     assert [c["tool"] for c in recording_server.calls()] == ["note"]  # only the approved call ran
+
+
+async def test_cancelling_a_team_denies_its_tool_calls_waiting_for_approval(services, principal, team_run,
+                                                                            recording_server):
+    await register(services, principal, "rec", recording_server.url, approval="ask")
+    team_id, task_id = await first_task(services, team_run, principal, ["rec.note"])
+    [call_id] = (await team_run.execute_step(task_id))["tool_calls"]
+    waiting = await team_run.prepare_tool_call(UUID(call_id), "inst-1")
+    assert waiting["status"] == "awaiting_approval"
+    await services.control.cancel(principal, team_id, None)
+    [escalation] = await services.escalations.list(principal.company_id, team_id=team_id, status="resolved")
+    assert (escalation.action, escalation.note) == ("deny", "the team was cancelled")
+    assert (await team_run.decide_tool_call(UUID(call_id), timed_out=False, timeout_hours=1))["status"] == "denied"
+    assert (await team_run.run_tool_call(UUID(call_id)))["status"] == "denied"
+    assert recording_server.calls() == []
