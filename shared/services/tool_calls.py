@@ -149,9 +149,9 @@ class ToolCallService:
                 ids.append(call_id_for(task.id, step_number, position))
                 continue
             ids.append(created.id)
+            small = len(json.dumps(created.arguments)) <= EVENT_CHARS  # large ones: GET .../tool-calls
             data = {"call_id": str(created.id), "step_number": step_number, "server": created.server,
-                    "tool": created.tool, "arguments": json.loads(_arguments_text(created.arguments, EVENT_CHARS))
-                    if len(json.dumps(created.arguments)) <= EVENT_CHARS else {"_cut": True},
+                    "tool": created.tool, "arguments": created.arguments if small else {"_cut": True},
                     "approval": created.approval, "status": created.status.value,
                     "member_id": str(member_id) if member_id else None}
             await journal.record(tx, company_id=task.company_id, team_id=task.team_id, task_id=task.id, actor=actor,
