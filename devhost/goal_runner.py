@@ -18,13 +18,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
 from devhost.banner import load_demo_login
+from devhost.tool_servers import ToolSetupError, ensure_servers, tool_lines
 
 __all__ = ["GoalRun", "RunError", "progress_line", "run_goal"]
 
@@ -45,6 +46,8 @@ class GoalRun:
     password: str | None = None
     budget_usd: float | None = None
     workers: int | None = None
+    tools: list[str] = field(default_factory=list)  #: the team's allow-list, `<server>.<tool>`
+    tool_servers: dict[str, str] = field(default_factory=dict)  #: servers to register: name -> URL
     data_dir: Path = Path(".devhost")
     app_dir: Path = Path(".")
     port: int = 7071
@@ -195,9 +198,16 @@ async def _watch(http: httpx.AsyncClient, run: GoalRun, team_id: str, out: TextI
     deadline = time.monotonic() + run.timeout_seconds
     last, seen, after = "", set[str](), ""
     escalations: set[str] = set()
+    seen_seq = 0
     try:
         while True:
             team: dict[str, Any] = _check(await http.get(f"/api/teams/{team_id}"), "reading the team")
+            if run.tools:  # the tool calls, live, from the team's event stream
+                events = _check(await http.get(f"/api/teams/{team_id}/events", params={"after_seq": seen_seq}),
+                                "events")
+                seen_seq = max([seen_seq, *(int(e["seq"]) for e in events)])
+                for tool_line in tool_lines(events):
+                    printer.line(tool_line)
             for escalation in _check(await http.get("/api/escalations", params={"team_id": team_id}), "escalations"):
                 if escalation["id"] not in escalations:
                     escalations.add(escalation["id"])
@@ -227,11 +237,24 @@ async def _watch(http: httpx.AsyncClient, run: GoalRun, team_id: str, out: TextI
                 await deltas
 
 
-async def _run_team(run: GoalRun, url: str, out: TextIO) -> int:
+def _tool_servers(url: str, token: str, run: GoalRun) -> list[subprocess.Popen[bytes]]:
+    """Register (or start) the servers the allow-list needs (devhost/tool_servers.py, a sync client)."""
+    with httpx.Client(base_url=url, timeout=30, headers={"Authorization": f"Bearer {token}"}) as client:
+        try:
+            return ensure_servers(client, run.tools, run.tool_servers, run.app_dir, run.data_dir / "tool-servers.log")
+        except ToolSetupError as exc:
+            raise RunError(str(exc)) from None
+
+
+async def _run_team(run: GoalRun, url: str, out: TextIO, helpers: list[subprocess.Popen[bytes]]) -> int:
     async with httpx.AsyncClient(base_url=url, timeout=30) as http:
         token = await _login(http, run)
         http.headers["Authorization"] = f"Bearer {token}"
+        if run.tools or run.tool_servers:
+            helpers.extend(await asyncio.to_thread(_tool_servers, url, token, run))
         request: dict[str, Any] = {"goal": run.goal}
+        if run.tools:
+            request["tools"] = run.tools
         if run.budget_usd is not None:
             request["budget_usd"] = run.budget_usd
         if run.workers is not None:
@@ -259,9 +282,13 @@ def run_goal(run: GoalRun, out: TextIO = sys.stdout) -> int:
             url = candidate
         else:
             process, url = _start_devhost(run, out)
+    helpers: list[subprocess.Popen[bytes]] = []
     try:
-        return asyncio.run(_run_team(run, url, out))
+        return asyncio.run(_run_team(run, url, out, helpers))
     finally:
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(timeout=10)
         if process is not None:
             process.send_signal(signal.SIGTERM)
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -18,7 +19,7 @@ import httpx2
 from anthropic.types import MessageParam
 from pydantic import BaseModel
 
-from shared.agents.llm import CallLimits, Completion, Message, OnDelta, elapsed_ms
+from shared.agents.llm import CallLimits, Completion, Message, OnDelta, ToolSpec, elapsed_ms
 from shared.agents.provider_errors import (
     classify_http_error,
     garbage_body_failure,
@@ -40,10 +41,13 @@ def to_anthropic(messages: list[Message]) -> tuple[str, list[MessageParam]]:
         if message.role == "system":
             continue
         content = message.content or "(empty)"  # the API rejects empty text blocks
-        if merged and merged[-1][0] == message.role:
-            merged[-1] = (message.role, f"{merged[-1][1]}\n\n{content}")
+        if message.role == "tool":  # no tool use here yet (supports_tools is False): results as text
+            content = f"[tool result of {message.name}]\n{content}"
+        role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
+        if merged and merged[-1][0] == role:
+            merged[-1] = (role, f"{merged[-1][1]}\n\n{content}")
         else:
-            merged.append((message.role, content))
+            merged.append((role, content))
     turns: list[MessageParam] = []
     for role, content in merged:
         if role == "user":
@@ -69,6 +73,7 @@ class _Accumulated:
 
 class AnthropicProvider:
     name = "anthropic"
+    supports_tools = False  #: tool use arrives with the streaming rewrite of this provider (issue 15)
 
     def __init__(
         self,
@@ -118,7 +123,10 @@ class AnthropicProvider:
         max_tokens: int,
         temperature: float = 0.2,
         on_delta: OnDelta | None = None,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
+        if tools:
+            raise ClassifiedFailure(FailureType.UNKNOWN, "this Anthropic provider does not use tools")
         started = time.perf_counter()
         clock = StreamClock(self.limits, self.name)
         got = _Accumulated()

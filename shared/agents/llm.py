@@ -11,11 +11,12 @@ Durable boundary):
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from pydantic import BaseModel
 
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     import httpx2  # the HTTP client both SDKs (openai 3, anthropic 2) are built on
+
+_WIRE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 ProviderName = Literal["anthropic", "openai", "offline"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("anthropic", "openai", "offline")
@@ -60,9 +63,42 @@ DEFAULT_MODELS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: `name` is `<server>.<tool>`; `input_schema` its JSON Schema."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+    @property
+    def wire_name(self) -> str:
+        """The name sent to a provider (OpenAI and Anthropic allow `[A-Za-z0-9_-]{1,64}`, no dots)."""
+        return wire_name(self.name)
+
+
+def wire_name(name: str) -> str:
+    return _WIRE_UNSAFE.sub("_", name.replace(".", "__", 1))[:64]
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """One tool call the model asked for: its own id for the call, the tool, the arguments."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Message:
-    role: Literal["system", "user", "assistant"]
+    """A chat message. An assistant message may carry the tool calls it asked for; a `tool` message
+    is one call's result (`tool_call_id` names the call, `name` the tool)."""
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCallRequest, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -81,6 +117,8 @@ class Completion:
     provider: str
     latency_ms: float
     price: ModelPrice | None = None
+    #: When the model asked for tools instead of answering: the calls (then `parsed` is None).
+    tool_calls: tuple[ToolCallRequest, ...] = ()
 
     @property
     def cost_usd(self) -> Decimal:
@@ -123,11 +161,14 @@ class LLMProvider(Protocol):
         max_tokens: int,
         temperature: float = 0.2,
         on_delta: OnDelta | None = None,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
         """One streamed call, never generating more than `max_tokens`.
 
         With a schema, `parsed` is a validated instance or `ProviderOutputInvalid` (carrying the
         completion and its real usage) is raised. `on_delta` receives the text as it is written.
+        With `tools`, the model may answer with `tool_calls` instead (then `parsed` is None); a
+        provider that cannot use tools has `supports_tools = False` and is never given any.
         """
         ...
 
@@ -149,6 +190,11 @@ class CallLimits:
 
         # The SDK's own timeouts are a backstop a little beyond ours, which give the precise reason.
         return httpx2.Timeout(self.call_timeout_s + 5, connect=self.connect_timeout_s, read=self.stall_timeout_s + 5)
+
+
+def supports_tools(provider: object) -> bool:
+    """Whether a provider implements tool use (the `tools` argument of `complete`)."""
+    return bool(getattr(provider, "supports_tools", False))
 
 
 def default_models(provider_name: str) -> tuple[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,7 +19,7 @@ import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import BaseModel
 
-from shared.agents.llm import CallLimits, Completion, Message, OnDelta, StructuredOutput, elapsed_ms
+from shared.agents.llm import CallLimits, Completion, Message, OnDelta, StructuredOutput, ToolSpec, elapsed_ms
 from shared.agents.provider_errors import (
     classify_http_error,
     garbage_body_failure,
@@ -46,6 +47,8 @@ def to_openai(messages: list[Message]) -> list[ChatCompletionMessageParam]:
             converted.append({"role": "system", "content": message.content})
         elif message.role == "user":
             converted.append({"role": "user", "content": message.content})
+        elif message.role == "tool":  # no tool use here yet (supports_tools is False): results as text
+            converted.append({"role": "user", "content": f"[tool result of {message.name}]\n{message.content}"})
         else:
             converted.append({"role": "assistant", "content": message.content})
     return converted
@@ -77,6 +80,7 @@ class _Accumulated:
 
 class OpenAIProvider:
     name = "openai"
+    supports_tools = False  #: function calling arrives with the streaming rewrite of this provider (issue 15)
 
     def __init__(
         self,
@@ -120,7 +124,10 @@ class OpenAIProvider:
         max_tokens: int,
         temperature: float = 0.2,
         on_delta: OnDelta | None = None,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
+        if tools:
+            raise ClassifiedFailure(FailureType.UNKNOWN, "this OpenAI provider does not use tools")
         prompt = self._prompt(messages, schema)
         extra: dict[str, Any] = {}
         if schema is not None and self.structured_output == "json_schema":

@@ -5,14 +5,23 @@ Every call made is returned (or attached to the failure) so the caller can recor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
 from shared.agents.context import ContextCut
-from shared.agents.llm import AgentFailed, Completion, LiveOutput, LLMProvider, Message, ProviderOutputInvalid
+from shared.agents.llm import (
+    AgentFailed,
+    Completion,
+    LiveOutput,
+    LLMProvider,
+    Message,
+    ProviderOutputInvalid,
+    ToolCallRequest,
+    ToolSpec,
+)
 from shared.agents.prompt_templates import PromptTemplate
 from shared.agents.schemas import widened
 from shared.domain.failures import ClassifiedFailure, FailureType
@@ -34,6 +43,16 @@ class AgentResult(Generic[T]):
     context_cuts: list[ContextCut] = field(default_factory=list)  #: texts cut to fit the token budget
 
 
+@dataclass(frozen=True)
+class ToolTurn:
+    """The model asked for tool calls instead of answering: the caller runs them and asks again."""
+
+    tool_calls: list[ToolCallRequest]
+    text: str  #: what the model wrote beside the calls (often empty)
+    completions: list[Completion]
+    prompt_version: str
+
+
 def _measure(span: LlmCall, completion: Completion) -> None:
     span.input_tokens = completion.input_tokens
     span.output_tokens = completion.output_tokens
@@ -51,7 +70,7 @@ def correction_message(error: str) -> Message:
 
 async def _complete(
     provider: LLMProvider, conversation: list[Message], *, model: str, schema: type[BaseModel], max_tokens: int,
-    temperature: float, live: LiveOutput | None,
+    temperature: float, live: LiveOutput | None, extra: dict[str, Any],
 ) -> Completion:
     call = live.open_call() if live is not None else None
     try:
@@ -59,7 +78,7 @@ async def _complete(
             try:
                 completion = await provider.complete(
                     conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature,
-                    on_delta=call,
+                    on_delta=call, **extra,
                 )
             except ProviderOutputInvalid as exc:
                 _measure(span, exc.completion)
@@ -69,6 +88,22 @@ async def _complete(
     finally:
         if call is not None:
             await call.aclose()
+
+
+@overload
+async def run_structured(
+    provider: LLMProvider, *, prompt: PromptTemplate, messages: list[Message], schema: type[T], model: str,
+    max_tokens: int, temperature: float = ..., check: Callable[[T], None] | None = ..., tools: None = ...,
+    live: LiveOutput | None = ..., context_cuts: list[ContextCut] | None = ...,
+) -> AgentResult[T]: ...
+
+
+@overload
+async def run_structured(
+    provider: LLMProvider, *, prompt: PromptTemplate, messages: list[Message], schema: type[T], model: str,
+    max_tokens: int, temperature: float = ..., check: Callable[[T], None] | None = ...,
+    tools: Sequence[ToolSpec], live: LiveOutput | None = ..., context_cuts: list[ContextCut] | None = ...,
+) -> AgentResult[T] | ToolTurn: ...
 
 
 async def run_structured(
@@ -81,20 +116,23 @@ async def run_structured(
     max_tokens: int,
     temperature: float = 0.2,
     check: Callable[[T], None] | None = None,
+    tools: Sequence[ToolSpec] | None = None,
     live: LiveOutput | None = None,
     context_cuts: list[ContextCut] | None = None,
-) -> AgentResult[T]:
+) -> AgentResult[T] | ToolTurn:
     """Call until the answer validates (and passes `check`, which raises ValueError), at most MAX_ATTEMPTS.
 
+    With `tools`, an answer that asks for tool calls ends the turn as a `ToolTurn`.
     Raises AgentFailed: INVALID_OUTPUT after the last attempt, or the provider's own failure type.
     """
+    extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
     conversation = list(messages)
     completions: list[Completion] = []
     last_error = ""
     for _ in range(MAX_ATTEMPTS):
         try:
             completion = await _complete(provider, conversation, model=model, schema=schema, max_tokens=max_tokens,
-                                         temperature=temperature, live=live)
+                                         temperature=temperature, live=live, extra=extra)
         except ProviderOutputInvalid as exc:
             completions.append(exc.completion)
             last_error = exc.message
@@ -105,6 +143,9 @@ async def run_structured(
                 exc.failure_type, exc.message, completions=completions, retry_after=exc.retry_after
             ) from exc
         completions.append(completion)
+        if completion.tool_calls and tools:
+            return ToolTurn(tool_calls=list(completion.tool_calls), text=completion.text, completions=completions,
+                            prompt_version=prompt.version)
         parsed = completion.parsed
         if not isinstance(parsed, schema):
             raise AgentFailed(
@@ -126,3 +167,4 @@ async def run_structured(
         f"{prompt.version}: no valid answer after {MAX_ATTEMPTS} attempts; last error: {last_error}",
         completions=completions,
     )
+

@@ -49,6 +49,7 @@ class MeteredProvider:
         self.scope = scope
         self.ttl_seconds = call_timeout_seconds + RESERVATION_MARGIN_SECONDS
         self.calls: list[UUID] = []  #: call ids, in order (tests and logs)
+        self.supports_tools = bool(getattr(inner, "supports_tools", False))
         #: The inner provider's prices (a compatible server's models are priced by settings).
         self.prices: PriceTable = getattr(inner, "prices", OFFICIAL)
 
@@ -61,6 +62,9 @@ class MeteredProvider:
         texts = [m.content for m in messages]
         if schema is not None:
             texts.append(json.dumps(schema.model_json_schema()))
+        for tool in kwargs.get("tools") or ():  # the tool definitions travel in the request too
+            texts.append(f"{tool.name} {tool.description} {json.dumps(tool.input_schema)}")
+        texts += [json.dumps(call.arguments) for m in messages for call in m.tool_calls]
         bound = input_token_bound(texts, messages=len(messages))
         scope = self.scope
         call_id = await self.costs.reserve(

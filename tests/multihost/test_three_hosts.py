@@ -18,7 +18,7 @@ from azure.messaging.webpubsubclient.models import CallbackType, WebPubSubProtoc
 from shared.domain.states import TASK_TRANSITIONS, TEAM_TRANSITIONS
 from tests.multihost.cluster import Cluster, orphaned_claims, start_cluster
 
-pytestmark = [pytest.mark.xdist_group("multihost"), pytest.mark.redis]
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("multihost"), pytest.mark.redis]
 
 LEASE_SECONDS = 3.0
 LOGIN_LIMIT = 4

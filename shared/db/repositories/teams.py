@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from shared.db import rows
 from shared.db.database import Conn
 from shared.db.pagination import after_cursor
@@ -41,7 +43,7 @@ _COSTS = """
 TEAM_COLUMNS = """
 t.id, t.company_id, t.name, t.goal, t.status, t.budget_usd, t.spent_usd, t.workers, t.approve_plan,
 t.awaiting_plan_approval, t.instance_id, t.created_by, t.created_at, t.started_at, t.completed_at,
-t.result, t.version
+t.result, t.version, t.tools
 """
 
 
@@ -60,9 +62,9 @@ GET_TEAM_DETAIL = team_select(members=True, tasks=True, costs=True) + (
 
 #: insert_team -- a new team, pending
 INSERT_TEAM = """
-INSERT INTO teams (id, company_id, name, goal, budget_usd, workers, approve_plan, created_by)
+INSERT INTO teams (id, company_id, name, goal, budget_usd, workers, approve_plan, created_by, tools)
 VALUES (%(id)s, %(company_id)s, %(name)s, %(goal)s, %(budget_usd)s, %(workers)s, %(approve_plan)s,
-        %(created_by)s)
+        %(created_by)s, %(tools)s)
 """
 
 #: insert_member -- one member of a new team
@@ -96,7 +98,7 @@ RETURNING company_id
 
 _SCOPE_COLUMNS = """
 id, company_id, status, version, budget_usd, spent_usd, reserved_usd, instance_id, approve_plan,
-awaiting_plan_approval, goal
+awaiting_plan_approval, goal, tools
 """
 
 #: team_scope -- company, status and budget of a team (unscoped: orchestration steps)
@@ -113,7 +115,7 @@ WHERE id = %(id)s AND (%(budget)s::numeric IS NULL OR spent_usd + reserved_usd <
 
 
 async def insert_team(conn: Conn, **params: Any) -> None:
-    await conn.execute(INSERT_TEAM, params)
+    await conn.execute(INSERT_TEAM, {"tools": [], **params})
 
 
 async def insert_member(conn: Conn, **params: Any) -> None:
@@ -178,3 +180,30 @@ async def page(
         + " ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s"
     )
     return await rows.many(conn, TeamPublic, statement, params)
+
+
+#: teams_in_scope -- the requested team (if it is the company's) and the company's newest teams
+TEAMS_IN_SCOPE = """
+SELECT id, true AS requested FROM teams WHERE id = %(team_id)s AND company_id = %(company_id)s
+UNION ALL
+(SELECT id, false FROM teams WHERE company_id = %(company_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s)
+"""
+
+#: user_of_team_company -- is this user in the company that owns this team?
+USER_OF_TEAM_COMPANY = """
+SELECT 1 FROM teams t JOIN users u ON u.company_id = t.company_id WHERE t.id = %(team_id)s AND u.id = %(user_id)s
+"""
+
+
+class ScopedTeam(BaseModel):
+    id: UUID
+    requested: bool
+
+
+async def in_scope(conn: Conn, company_id: UUID, team_id: UUID | None, limit: int) -> list[ScopedTeam]:
+    return await rows.many(conn, ScopedTeam, TEAMS_IN_SCOPE, {"team_id": team_id, "company_id": company_id,
+                                                              "limit": limit})
+
+
+async def user_in_team_company(conn: Conn, team_id: UUID, user_id: UUID) -> bool:
+    return await rows.value(conn, USER_OF_TEAM_COMPANY, {"team_id": team_id, "user_id": user_id}) is not None
