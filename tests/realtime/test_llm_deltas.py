@@ -48,7 +48,7 @@ async def test_a_calls_deltas_are_coalesced_in_order_from_index_0_and_make_its_t
 
     assert [d["index"] for d in deltas.events] == list(range(len(deltas.events)))
     assert len(deltas.events) <= elapsed / 0.1 + 2, f"{len(deltas.events)} messages in {elapsed:.2f}s: over ~10/s"
-    assert len(deltas.events) < len(pieces) / 3, "pieces were coalesced"
+    assert len(deltas.events) < len(pieces), "pieces were coalesced"
     first = deltas.events[0]
     assert first["text"] == "word0 ", "the first piece goes out at once, alone"
     assert {d["call_id"] for d in deltas.events} == {call.call_id}
