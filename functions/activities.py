@@ -10,11 +10,12 @@ from uuid import UUID
 
 import azure.durable_functions as df
 
-from shared.agents.llm import build_provider
+from shared.agents.roles import AgentBudgets, build_agent_providers
 from shared.db.database import TransientConflict
 from shared.domain.errors import DependencyDown
 from shared.domain.failures import ClassifiedFailure, FailureType
-from shared.runtime import get_context, model_names
+from shared.realtime import realtime_of
+from shared.runtime import get_context
 from shared.services.runs import TeamRun
 from shared.telemetry import bind_log_context
 
@@ -31,15 +32,15 @@ async def team_run() -> TeamRun:
     global _run
     if _run is None:
         ctx = await get_context()
-        settings = ctx.settings
-        provider = build_provider(
-            settings.LLM_PROVIDER, anthropic_api_key=settings.ANTHROPIC_API_KEY,
-            openai_api_key=settings.OPENAI_API_KEY, openai_base_url=settings.OPENAI_BASE_URL,
-            offline_latency_ms=settings.OFFLINE_LLM_LATENCY_MS,
-        )
-        manager_model, worker_model = model_names(settings)
-        _run = TeamRun(ctx.services, provider, manager_model=manager_model, worker_model=worker_model)
-        log.info("LLM provider for team runs: %s (manager %s, worker %s)", provider.name, manager_model, worker_model)
+        agents = build_agent_providers(ctx.settings)  # manager and worker may use different providers
+        realtime = realtime_of(ctx.db)
+        _run = TeamRun(ctx.services, agents.manager, manager_model=agents.manager_model,
+                       worker_model=agents.worker_model, worker_llm=agents.worker,
+                       call_timeout_seconds=ctx.settings.LLM_CALL_TIMEOUT_SECONDS,
+                       budgets=AgentBudgets.from_settings(ctx.settings),
+                       live=realtime.deltas.live if realtime is not None else None)
+        log.info("LLM providers for team runs: manager %s %s, worker %s %s", agents.manager.name,
+                 agents.manager_model, agents.worker.name, agents.worker_model)
     return _run
 
 

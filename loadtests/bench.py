@@ -214,7 +214,8 @@ async def run_side_phases(b: Bench, phases: set[str]) -> None:
     if "scale" in phases:
         await _scale(b)
     if "others" in phases:
-        for module in ("loadtests.bench_realtime", "loadtests.bench_dashboard", "loadtests.bench_teams"):
+        for module in ("loadtests.bench_realtime", "loadtests.bench_dashboard", "loadtests.bench_teams",
+                       "loadtests.bench_agents"):
             if not (REPO / (module.replace(".", "/") + ".py")).exists():
                 b.extra.append(f"`{module}`: not present in this tree; not run.")
                 continue

@@ -7,6 +7,7 @@ import binascii
 import hashlib
 import json
 from collections.abc import Mapping
+from decimal import Decimal
 from functools import lru_cache
 from typing import Literal
 
@@ -78,6 +79,28 @@ class Settings(BaseSettings):
     OPENAI_BASE_URL: str | None = None
     LLM_MODEL_MANAGER: str | None = None
     LLM_MODEL_WORKER: str | None = None
+    #: Provider and model per agent, `provider[:model]` (e.g. `anthropic:claude-sonnet-4-5`); they win
+    #: over LLM_PROVIDER / LLM_MODEL_* for their agent.
+    LLM_MANAGER: str | None = None
+    LLM_WORKER: str | None = None
+    LLM_STALL_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0, le=3600)
+    LLM_CALL_TIMEOUT_SECONDS: float = Field(default=900.0, gt=0, le=6 * 3600)
+    #: USD per million tokens of models on an OpenAI-compatible server (OPENAI_BASE_URL).
+    LLM_PRICE_INPUT_PER_MTOK: Decimal = Field(default=Decimal(0), ge=0, le=1000)
+    LLM_PRICE_OUTPUT_PER_MTOK: Decimal = Field(default=Decimal(0), ge=0, le=1000)
+    #: `prompt` for a compatible server without response_format json_schema: the schema goes in the prompt.
+    OPENAI_STRUCTURED_OUTPUT: Literal["json_schema", "prompt"] = "json_schema"
+    #: On a compatible server, lower every string's maxLength in the request's schema so that the whole
+    #: answer fits max_tokens (for small models that would otherwise write until cut off).
+    LLM_SCHEMA_FITS_MAX_TOKENS: bool = False
+    #: The most acceptance criteria a planned task may have (1–10).
+    TEAM_MAX_CRITERIA: int = Field(default=10, ge=1, le=10)
+    #: Input tokens one agent call may use; longer dependency outputs are cut, visibly.
+    LLM_CONTEXT_BUDGET_TOKENS: int = Field(default=30_000, ge=500, le=2_000_000)
+    #: A ceiling on every call's max_tokens (each agent has its own default below it).
+    LLM_MAX_OUTPUT_TOKENS: int | None = Field(default=None, ge=64, le=200_000)
+    #: The most tasks a plan may have (2–12).
+    TEAM_MAX_TASKS: int = Field(default=12, ge=2, le=12)
     OFFLINE_LLM_LATENCY_MS: int = Field(default=0, ge=0, le=600_000)
     TEAM_MAX_PARALLEL: int = Field(default=3, ge=1, le=32)
     ESCALATION_TIMEOUT_HOURS: float = Field(default=24.0, gt=0)
@@ -124,10 +147,9 @@ class Settings(BaseSettings):
 
     @field_validator("REDIS_URL", "WEBPUBSUB_CONNECTION_STRING", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
                      "OPENAI_BASE_URL", "KEY_VAULT_URL", "APPLICATIONINSIGHTS_CONNECTION_STRING",
-                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER",
-                     "RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE", "TOOL_SECRETS_KEY", "TOOL_APPROVAL_TIMEOUT_HOURS",
-                     "TOOL_VAULT_URL",
-                     mode="before")
+                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER", "LLM_MANAGER", "LLM_WORKER",
+                     "LLM_MAX_OUTPUT_TOKENS", "RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE", "TOOL_SECRETS_KEY",
+                     "TOOL_APPROVAL_TIMEOUT_HOURS", "TOOL_VAULT_URL", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -181,6 +203,14 @@ class Settings(BaseSettings):
                 f"TRUSTED_PROXY_HOPS is 0 ({where}): behind the Functions front end set it to 1, or rate"
                 " limits cannot tell clients apart (docs/security.md)"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _agent_models_are_known(self) -> Settings:
+        # Refuse at start a model with no price on an official API, naming the known ones.
+        from shared.agents.roles import agent_models
+
+        agent_models(self)
         return self
 
     @property

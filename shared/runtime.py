@@ -85,14 +85,11 @@ def tool_settings(settings: Settings) -> ToolSettings:
 
 
 def model_names(settings: Settings) -> tuple[str, str]:
-    """Manager and worker model names for new teams."""
-    from shared.agents.llm import default_models, resolve_provider_name
+    """Manager and worker model names for new teams (shared/agents/roles.py chooses them)."""
+    from shared.agents.roles import agent_models
 
-    provider = resolve_provider_name(
-        settings.LLM_PROVIDER, anthropic_api_key=settings.ANTHROPIC_API_KEY, openai_api_key=settings.OPENAI_API_KEY
-    )
-    manager, worker = default_models(provider)
-    return settings.LLM_MODEL_MANAGER or manager, settings.LLM_MODEL_WORKER or worker
+    manager, worker = agent_models(settings)
+    return manager.model, worker.model
 
 
 async def build_context(settings: Settings) -> AppContext:

@@ -13,23 +13,45 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-import httpx
 from pydantic import BaseModel
 
-from shared.domain.costs import compute_cost
+from shared.domain.costs import OFFICIAL, ModelPrice, PriceTable
 from shared.domain.failures import ClassifiedFailure, FailureType
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
+    import httpx2  # the HTTP client both SDKs (openai 3, anthropic 2) are built on
+
 _WIRE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 ProviderName = Literal["anthropic", "openai", "offline"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("anthropic", "openai", "offline")
+#: How an OpenAI-compatible server is asked for JSON: `json_schema` (response_format, constrained
+#: decoding) or `prompt` (the schema pasted into the system prompt, for servers without json_schema).
+StructuredOutput = Literal["json_schema", "prompt"]
+
+#: Called with each piece of text as the model writes it (a streaming call's deltas).
+OnDelta = Callable[[str], Awaitable[None]]
+
+
+class LiveCall(Protocol):
+    """Where one call's deltas go (e.g. `llm.delta` messages); closed when the call ends."""
+
+    async def __call__(self, text: str) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+class LiveOutput(Protocol):
+    """Opens a `LiveCall` per LLM call, so that every call gets its own id and `index` from 0."""
+
+    def open_call(self) -> LiveCall: ...
 
 #: (manager model, worker model) per provider: the manager plans and reviews, so it gets the
 #: stronger model; workers do the volume, so they get the cheaper one.
@@ -81,7 +103,11 @@ class Message:
 
 @dataclass(frozen=True)
 class Completion:
-    """One LLM call as billed: the caller records `cost_usd` for every completion it is given."""
+    """One LLM call as billed: the caller records every completion it is given.
+
+    `price` is the price the provider was configured with for this model (a compatible server's
+    model is priced by settings); without one the official table applies.
+    """
 
     text: str
     parsed: BaseModel | None
@@ -90,12 +116,14 @@ class Completion:
     model: str
     provider: str
     latency_ms: float
+    price: ModelPrice | None = None
     #: When the model asked for tools instead of answering: the calls (then `parsed` is None).
     tool_calls: tuple[ToolCallRequest, ...] = ()
 
     @property
     def cost_usd(self) -> Decimal:
-        return compute_cost(self.model, self.input_tokens, self.output_tokens)
+        price = self.price or OFFICIAL.price_for(self.model)
+        return price.cost(self.input_tokens, self.output_tokens)
 
 
 class ProviderOutputInvalid(ClassifiedFailure):
@@ -130,16 +158,38 @@ class LLMProvider(Protocol):
         *,
         model: str,
         schema: type[BaseModel] | None = None,
-        max_tokens: int = 2048,
+        max_tokens: int,
         temperature: float = 0.2,
+        on_delta: OnDelta | None = None,
         tools: Sequence[ToolSpec] = (),
     ) -> Completion:
-        """One call. With a schema, `parsed` is a validated instance or `ProviderOutputInvalid` is raised.
+        """One streamed call, never generating more than `max_tokens`.
 
+        With a schema, `parsed` is a validated instance or `ProviderOutputInvalid` (carrying the
+        completion and its real usage) is raised. `on_delta` receives the text as it is written.
         With `tools`, the model may answer with `tool_calls` instead (then `parsed` is None); a
         provider that cannot use tools has `supports_tools = False` and is never given any.
         """
         ...
+
+    async def count_tokens(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None) -> int:
+        """Input tokens of a request: the provider's own count where it has one, else an estimate."""
+        ...
+
+
+@dataclass(frozen=True)
+class CallLimits:
+    """Timeouts of one streamed call: progress (no token for this long) and an overall ceiling."""
+
+    stall_timeout_s: float = 60.0
+    call_timeout_s: float = 900.0
+    connect_timeout_s: float = 10.0
+
+    def http_timeout(self) -> httpx2.Timeout:
+        import httpx2
+
+        # The SDK's own timeouts are a backstop a little beyond ours, which give the precise reason.
+        return httpx2.Timeout(self.call_timeout_s + 5, connect=self.connect_timeout_s, read=self.stall_timeout_s + 5)
 
 
 def supports_tools(provider: object) -> bool:
@@ -177,14 +227,23 @@ def build_provider(
     openai_api_key: str | None = None,
     openai_base_url: str | None = None,
     anthropic_base_url: str | None = None,
+    openai_compatible: bool | None = None,
+    structured_output: StructuredOutput = "json_schema",
+    fit_strings_to_max_tokens: bool = False,
+    prices: PriceTable = OFFICIAL,
     offline_latency_ms: int = 0,
-    timeout_s: float = 60,
-    http_client: httpx.AsyncClient | None = None,
+    limits: CallLimits | None = None,
+    http_client: httpx2.AsyncClient | None = None,
 ) -> LLMProvider:
-    """Build the provider once per worker process; `auto` is resolved here too.
+    """Build one provider (once per worker process and agent role); `auto` is resolved here too.
 
-    SDK modules are imported here, not at module import, so importing the agents stays cheap.
+    `openai_compatible` (default: whether `openai_base_url` is set) marks a server that is not
+    OpenAI's own API: its models are priced by `prices.server_models`, and `structured_output` says
+    whether it takes `json_schema`, `fit_strings_to_max_tokens` whether its schemas bound every string
+    so that an answer fits `max_tokens` (structured.fit_strings_to_tokens). SDK modules are imported
+    here, not at module import, so importing the agents stays cheap.
     """
+    limits = limits or CallLimits()
     resolved = resolve_provider_name(name, anthropic_api_key=anthropic_api_key, openai_api_key=openai_api_key)
     if resolved == "anthropic":
         if not anthropic_api_key:
@@ -192,9 +251,7 @@ def build_provider(
         from shared.agents.anthropic_provider import AnthropicProvider
 
         return AnthropicProvider(
-            api_key=anthropic_api_key,
-            base_url=anthropic_base_url,
-            timeout_s=timeout_s,
+            api_key=anthropic_api_key, base_url=anthropic_base_url, limits=limits, prices=prices,
             http_client=http_client,
         )
     if resolved == "openai":
@@ -204,8 +261,11 @@ def build_provider(
             )
         from shared.agents.openai_provider import OpenAIProvider
 
+        compatible = bool(openai_base_url) if openai_compatible is None else openai_compatible
         return OpenAIProvider(
-            api_key=openai_api_key, base_url=openai_base_url, timeout_s=timeout_s, http_client=http_client
+            api_key=openai_api_key, base_url=openai_base_url, limits=limits, prices=prices,
+            compatible=compatible, structured_output=structured_output if compatible else "json_schema",
+            fit_strings_to_max_tokens=fit_strings_to_max_tokens and compatible, http_client=http_client,
         )
     from shared.agents.offline import OfflineProvider
 

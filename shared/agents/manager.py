@@ -5,86 +5,143 @@ Pure use of an LLM: no database. Durable activities call these and persist what 
 
 from __future__ import annotations
 
-from shared.agents.llm import LLMProvider
+from collections.abc import Sequence
+
+from pydantic import Field
+
+from shared.agents.context import DEFAULT_CONTEXT_TOKENS, ContextText, fit_context
+from shared.agents.llm import LiveOutput, LLMProvider, Message
 from shared.agents.prompt_templates import load_prompt
 from shared.agents.runner import AgentResult, run_structured
-from shared.agents.schemas import Plan, Review, Summary, TaskBrief, TaskOutcome
+from shared.agents.schemas import (
+    MAX_CRITERIA,
+    MAX_TASKS,
+    MIN_TASKS,
+    CriterionJudgement,
+    DependencyOutput,
+    Plan,
+    PlanDraft,
+    Review,
+    ReviewAnswer,
+    Summary,
+    TaskBrief,
+    TaskOutcome,
+    narrowed,
+    plan_draft_schema,
+)
 
-PLAN_PROMPT = "plan.v1"
-REVIEW_PROMPT = "review.v1"
-SUMMARY_PROMPT = "summary.v1"
+PLAN_PROMPT = "plan.v2"
+REVIEW_PROMPT = "review.v2"
+SUMMARY_PROMPT = "summary.v2"
 
-#: Task outputs beyond this many characters are cut in the summary prompt, so a long deliverable
-#: cannot push the summary past the context window.
-SUMMARY_OUTPUT_CHARS = 6000
+#: Output ceilings per call (`max_tokens`); the settings may lower them (LLM_MAX_OUTPUT_TOKENS).
+PLAN_MAX_TOKENS, REVIEW_MAX_TOKENS, SUMMARY_MAX_TOKENS = 4096, 2048, 2048
 
 
-async def plan_goal(provider: LLMProvider, *, goal: str, workers: int, model: str) -> AgentResult[Plan]:
-    """Plan `goal` into 2–12 tasks with an acyclic dependency graph and exactly `workers` members."""
+async def plan_goal(
+    provider: LLMProvider, *, goal: str, workers: int, model: str, max_tasks: int = MAX_TASKS,
+    max_criteria: int = MAX_CRITERIA, max_tokens: int = PLAN_MAX_TOKENS, live: LiveOutput | None = None,
+) -> AgentResult[Plan]:
+    """Plan `goal` into 2–`max_tasks` tasks of 1–`max_criteria` acceptance criteria each, with an acyclic
+    dependency graph and exactly `workers` members."""
     if not 1 <= workers <= 12:
         raise ValueError("workers must be between 1 and 12")
+    if not MIN_TASKS <= max_tasks <= MAX_TASKS:
+        raise ValueError(f"max_tasks must be between {MIN_TASKS} and {MAX_TASKS}")
     prompt = load_prompt(PLAN_PROMPT)
+    if not 1 <= max_criteria <= MAX_CRITERIA:
+        raise ValueError(f"max_criteria must be between 1 and {MAX_CRITERIA}")
+    schema = plan_draft_schema(workers=workers, max_tasks=max_tasks, max_criteria=max_criteria)
 
-    def members_match_workers(plan: Plan) -> None:
-        if len(plan.members) != workers:
-            raise ValueError(
-                f"members must have exactly {workers} entries, one per worker; got {len(plan.members)}"
-            )
+    def a_plan_for_the_team(draft: PlanDraft) -> None:
+        members = draft.drafted_members()
+        if len(members) != workers:
+            raise ValueError(f"members must have exactly {workers} entries, one per worker; got {len(members)}")
+        draft.to_plan()  # ValueError (fed back to the model) when a task depends on an empty one
 
-    return await run_structured(
+    result = await run_structured(
         provider,
         prompt=prompt,
-        messages=prompt.render({"goal": goal, "workers": workers}, workers=workers),
-        schema=Plan,
+        messages=prompt.render({"goal": goal, "workers": workers}, workers=workers, max_tasks=max_tasks),
+        schema=schema,
         model=model,
-        max_tokens=4096,
-        check=members_match_workers,
+        max_tokens=max_tokens,
+        check=a_plan_for_the_team,
+        live=live,
     )
+    return AgentResult(value=result.value.to_plan(), completions=result.completions,
+                       prompt_version=result.prompt_version)
+
+
+def dependency_texts(dependencies: Sequence[DependencyOutput]) -> list[ContextText]:
+    return [ContextText(f"dependency: {d.title}", d.output) for d in dependencies]
+
+
+def _with_outputs(dependencies: Sequence[DependencyOutput], shown: Sequence[str]) -> list[dict[str, str]]:
+    return [{"title": d.title, "output": text} for d, text in zip(dependencies, shown, strict=True)]
 
 
 async def review_output(
-    provider: LLMProvider, *, task: TaskBrief, output: str, revision: int, model: str
+    provider: LLMProvider, *, goal: str, task: TaskBrief, output: str, revision: int, model: str,
+    dependencies: Sequence[DependencyOutput] = (), context_tokens: int = DEFAULT_CONTEXT_TOKENS,
+    max_tokens: int = REVIEW_MAX_TOKENS, live: LiveOutput | None = None,
 ) -> AgentResult[Review]:
-    """Judge `output` against each acceptance criterion; `revision` is 0 for the first review."""
-    prompt = load_prompt(REVIEW_PROMPT)
-    expected = len(task.acceptance_criteria)
+    """Judge `output` against each acceptance criterion; `revision` is 0 for the first review.
 
-    def every_criterion_judged(review: Review) -> None:
-        if expected and len(review.criteria) != expected:
+    The reviewer judges each criterion; the verdict follows from the judgements (`Review.from_answer`).
+    """
+    prompt = load_prompt(REVIEW_PROMPT)
+    criteria = task.acceptance_criteria or ["The output addresses the task description"]
+    schema = narrowed(
+        ReviewAnswer,
+        criteria=(list[CriterionJudgement], Field(min_length=len(criteria), max_length=len(criteria))),
+    )
+    texts = [*dependency_texts(dependencies), ContextText("output under review", output)]
+
+    def render(shown: list[str]) -> list[Message]:
+        inputs = {"goal": goal, "task": task.model_dump(), "revision": revision,
+                  "dependencies": _with_outputs(dependencies, shown[:-1]), "output": shown[-1]}
+        return prompt.render(inputs, revision=revision)
+
+    messages, cuts = await fit_context(provider, texts=texts, render=render, budget_tokens=context_tokens,
+                                       model=model, schema=schema)
+
+    def one_judgement_per_criterion(answer: ReviewAnswer) -> None:
+        if len(answer.criteria) != len(criteria):
             raise ValueError(
-                f"criteria must have exactly {expected} entries, one per acceptance criterion in order; "
-                f"got {len(review.criteria)}"
+                f"criteria must have exactly {len(criteria)} entries, one per acceptance criterion in order; "
+                f"got {len(answer.criteria)}"
             )
 
-    inputs = {"task": task.model_dump(), "revision": revision, "output": output}
-    return await run_structured(
-        provider,
-        prompt=prompt,
-        messages=prompt.render(inputs, revision=revision),
-        schema=Review,
-        model=model,
-        max_tokens=2048,
-        temperature=0.0,
-        check=every_criterion_judged,
+    result = await run_structured(
+        provider, prompt=prompt, messages=messages, schema=schema, model=model, max_tokens=max_tokens,
+        temperature=0.0, check=one_judgement_per_criterion, live=live, context_cuts=cuts,
     )
+    review = Review.from_answer(result.value, criteria)
+    return AgentResult(value=review, completions=result.completions, prompt_version=result.prompt_version,
+                       context_cuts=result.context_cuts)
 
 
 async def summarize(
-    provider: LLMProvider, *, goal: str, tasks: list[TaskOutcome], model: str
+    provider: LLMProvider, *, goal: str, tasks: list[TaskOutcome], model: str,
+    context_tokens: int = DEFAULT_CONTEXT_TOKENS, max_tokens: int = SUMMARY_MAX_TOKENS,
+    live: LiveOutput | None = None,
 ) -> AgentResult[Summary]:
-    """The result the user reads when the team completes."""
+    """The result the user reads when the team completes; every task's output, within the budget."""
     prompt = load_prompt(SUMMARY_PROMPT)
-    outcomes = []
-    for task in tasks:
-        output = task.output or ""
-        if len(output) > SUMMARY_OUTPUT_CHARS:
-            output = output[:SUMMARY_OUTPUT_CHARS] + " …(truncated)"
-        outcomes.append({"title": task.title, "status": task.status, "output": output})
+    texts = [ContextText(f"output: {t.title}", t.output or "") for t in tasks]
+
+    def render(shown: list[str]) -> list[Message]:
+        outcomes = [{"title": t.title, "status": t.status, "output": text}
+                    for t, text in zip(tasks, shown, strict=True)]
+        return prompt.render({"goal": goal, "tasks": outcomes})
+
+    messages, cuts = await fit_context(provider, texts=texts, render=render, budget_tokens=context_tokens,
+                                       model=model, schema=Summary)
     return await run_structured(
-        provider,
-        prompt=prompt,
-        messages=prompt.render({"goal": goal, "tasks": outcomes}),
-        schema=Summary,
-        model=model,
-        max_tokens=2048,
+        provider, prompt=prompt, messages=messages, schema=Summary, model=model, max_tokens=max_tokens,
+        live=live, context_cuts=cuts,
     )
+
+
+__all__ = ["plan_goal", "review_output", "summarize"]

@@ -2,7 +2,8 @@
 
 It reads the `<input>` block the prompts carry, builds the answer for the requested schema, and
 returns it as JSON text through the same parsing path as a real provider. Token counts come from
-text length (about four characters a token) and are priced as `offline-*` models.
+text length (about four characters a token) and are priced as `offline-*` models. Like a real model it
+streams: the answer goes to `on_delta` in a few pieces spread over the configured latency.
 """
 
 from __future__ import annotations
@@ -14,16 +15,34 @@ from dataclasses import replace
 
 from pydantic import BaseModel, ValidationError
 
-from shared.agents.llm import Completion, Message, ToolSpec, elapsed_ms
+from shared.agents.llm import Completion, Message, OnDelta, ToolSpec, elapsed_ms
 from shared.agents.offline_plans import offline_plan
 from shared.agents.offline_tools import asked_for_tools, citations, offline_tool_calls
-from shared.agents.offline_work import offline_review, offline_step, offline_summary
+from shared.agents.offline_work import offline_review, offline_review_answer, offline_step, offline_summary
 from shared.agents.prompt_templates import extract_inputs
-from shared.agents.schemas import Plan, Review, StepOutput, Summary, TaskBrief, TaskOutcome
-from shared.agents.structured import estimate_tokens, finish_completion, with_schema_instruction
+from shared.agents.schemas import (
+    MIN_TASKS,
+    DependencyOutput,
+    Plan,
+    PlanDraft,
+    Review,
+    ReviewAnswer,
+    StepOutput,
+    Summary,
+    TaskBrief,
+    TaskOutcome,
+)
+from shared.agents.structured import (
+    estimate_prompt_tokens,
+    estimate_tokens,
+    finish_completion,
+    with_schema_instruction,
+)
 from shared.domain.failures import ClassifiedFailure, FailureType
 
 OFFLINE_PREFIX = "offline"
+#: How many pieces an answer is streamed in (the latency is spread between them).
+DELTA_PIECES = 8
 
 
 def _int(value: object, default: int) -> int:
@@ -38,6 +57,27 @@ def _plan(inputs: dict[str, object]) -> BaseModel:
     return offline_plan(_text(inputs.get("goal")), min(12, max(1, _int(inputs.get("workers"), 1))))
 
 
+def _plan_draft(inputs: dict[str, object], schema: type[BaseModel]) -> BaseModel:
+    """The offline plan written as the draft `schema` asks for: its first tasks (as many as the schema
+    has properties for), in dependency order, each depending on earlier ones only."""
+    plan = offline_plan(_text(inputs.get("goal")), min(12, max(1, _int(inputs.get("workers"), 1))))
+    slots = sum(1 for name in schema.model_fields if name.startswith("t") and name[1:].isdigit())
+    by_key = {task.key: task for task in plan.tasks}
+    kept = plan.execution_order()[: max(MIN_TASKS, slots)]
+    names = {key: f"t{number}" for number, key in enumerate(kept, start=1)}
+    draft: dict[str, object] = {"members": [m.model_dump() for m in plan.members]}
+    for key in kept:
+        task = by_key[key]
+        draft[names[key]] = {**task.model_dump(exclude={"key"}),
+                             "dependencies": [names[d] for d in task.dependencies if d in names]}
+    return schema.model_validate(draft)
+
+
+def _dependencies(inputs: dict[str, object]) -> list[DependencyOutput]:
+    items = inputs.get("dependencies")
+    return [DependencyOutput.model_validate(d) for d in items] if isinstance(items, list) else []
+
+
 def _step(inputs: dict[str, object]) -> BaseModel:
     previous = inputs.get("previous_steps")
     return offline_step(
@@ -45,12 +85,19 @@ def _step(inputs: dict[str, object]) -> BaseModel:
         step_number=max(1, _int(inputs.get("step_number"), 1)),
         previous_steps=[p for p in previous if isinstance(p, str)] if isinstance(previous, list) else [],
         feedback=_text(inputs.get("feedback")) or None,
+        goal=_text(inputs.get("goal")),
+        dependencies=_dependencies(inputs),
     )
 
 
 def _review(inputs: dict[str, object]) -> BaseModel:
     task = TaskBrief.model_validate(inputs.get("task"))
     return offline_review(task, revision=_int(inputs.get("revision"), 0))
+
+
+def _review_answer(inputs: dict[str, object]) -> BaseModel:
+    task = TaskBrief.model_validate(inputs.get("task"))
+    return offline_review_answer(task, revision=_int(inputs.get("revision"), 0))
 
 
 def _summary(inputs: dict[str, object]) -> BaseModel:
@@ -61,10 +108,17 @@ def _summary(inputs: dict[str, object]) -> BaseModel:
 
 _ANSWERS: dict[type[BaseModel], Callable[[dict[str, object]], BaseModel]] = {
     Plan: _plan,
+    PlanDraft: _plan,  # answered by `_plan_draft`, which needs the schema
     StepOutput: _step,
     Review: _review,
+    ReviewAnswer: _review_answer,
     Summary: _summary,
 }
+
+
+def _answer_for(schema: type[BaseModel]) -> Callable[[dict[str, object]], BaseModel] | None:
+    """The answer of `schema` or of the model it narrows (agents send per-call subclasses)."""
+    return next((_ANSWERS[base] for base in schema.__mro__ if base in _ANSWERS), None)
 
 
 def labelled_model(model: str) -> str:
@@ -81,24 +135,29 @@ class OfflineProvider:
     def __init__(self, *, latency_ms: int = 0) -> None:
         self.latency_ms = latency_ms
 
+    async def count_tokens(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None) -> int:
+        return estimate_prompt_tokens(messages, schema)
+
     async def complete(
         self,
         messages: list[Message],
         *,
         model: str,
         schema: type[BaseModel] | None = None,
-        max_tokens: int = 2048,
+        max_tokens: int,
         temperature: float = 0.2,
+        on_delta: OnDelta | None = None,
         tools: Sequence[ToolSpec] = (),
     ) -> Completion:
         started = time.perf_counter()
-        if self.latency_ms:
-            await asyncio.sleep(self.latency_ms / 1000)
         prompt = with_schema_instruction(messages, schema)
         input_tokens = sum(estimate_tokens(m.content) for m in prompt)
-        if tools and schema is StepOutput and not asked_for_tools(messages):
+        # A subclass too: the first step's schema is narrowed (shared/agents/worker.py).
+        if tools and schema is not None and issubclass(schema, StepOutput) and not asked_for_tools(messages):
             inputs = extract_inputs(messages) or {}
             if _int(inputs.get("step_number"), 1) == 1 and not inputs.get("feedback"):  # not again in revisions
+                if self.latency_ms:
+                    await asyncio.sleep(self.latency_ms / 1000)
                 calls = offline_tool_calls(tools, TaskBrief.model_validate(inputs.get("task")))
                 request = finish_completion(text="", schema=None, input_tokens=input_tokens,
                                             output_tokens=sum(estimate_tokens(str(c.arguments)) for c in calls),
@@ -106,6 +165,7 @@ class OfflineProvider:
                                             latency_ms=elapsed_ms(started))
                 return replace(request, tool_calls=calls)
         text = self._answer(messages, schema)
+        await self._stream(text, on_delta)
         return finish_completion(
             text=text,
             schema=schema,
@@ -116,11 +176,24 @@ class OfflineProvider:
             latency_ms=elapsed_ms(started),
         )
 
+    async def _stream(self, text: str, on_delta: OnDelta | None) -> None:
+        """Send `text` in DELTA_PIECES pieces with the latency spread before them (one sleep without deltas)."""
+        if on_delta is None or not text:
+            if self.latency_ms:
+                await asyncio.sleep(self.latency_ms / 1000)
+            return
+        size = -(-len(text) // DELTA_PIECES)
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
+        for piece in pieces:
+            if self.latency_ms:
+                await asyncio.sleep(self.latency_ms / 1000 / len(pieces))
+            await on_delta(piece)
+
     def _answer(self, messages: list[Message], schema: type[BaseModel] | None) -> str:
         if schema is None:
             last = next((m.content for m in reversed(messages) if m.role == "user"), "")
             return f"[offline] No language model was called. Received: {' '.join(last.split())[:200]}"
-        answer = _ANSWERS.get(schema)
+        answer = _answer_for(schema)
         if answer is None:
             raise ClassifiedFailure(
                 FailureType.UNKNOWN, f"the offline provider has no answer for schema {schema.__name__}"
@@ -131,6 +204,8 @@ class OfflineProvider:
                 FailureType.UNKNOWN, "the offline provider needs a prompt with an <input> block"
             )
         try:
+            if issubclass(schema, PlanDraft):
+                return _plan_draft(inputs, schema).model_dump_json()
             value = answer(inputs)
             if isinstance(value, StepOutput):
                 value = value.model_copy(update={"content": value.content + citations(messages)})

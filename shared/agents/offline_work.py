@@ -1,7 +1,9 @@
 """Deterministic step outputs, reviews and summaries for the offline provider.
 
 Everything is derived from the task text, so the same task always takes the same number of steps
-(2–4) and about one task in three is sent back once for revision, exercising the review loop.
+(2–4) and about one task in three is sent back once for revision, exercising the review loop. A
+deliverable names the goal and cites what it received from its dependencies, so the context that
+flows between tasks is visible without a model.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from shared.agents.offline_plans import digest
 from shared.agents.schemas import (
     MAX_STEPS,
     MIN_STEPS,
+    CriterionJudgement,
     CriterionVerdict,
+    DependencyOutput,
     Review,
+    ReviewAnswer,
     StepOutput,
     Summary,
     TaskBrief,
@@ -27,6 +32,8 @@ _STEP_TITLES = {
 
 #: One task in this many gets "revise" on its first review.
 REVISE_ONE_IN = 3
+#: Characters of each dependency's output quoted in a deliverable.
+QUOTE_CHARS = 160
 
 
 def step_count(task: TaskBrief) -> int:
@@ -41,9 +48,23 @@ def _criteria(task: TaskBrief) -> list[str]:
     return task.acceptance_criteria or ["The output addresses the task description"]
 
 
-def _deliverable(task: TaskBrief, *, steps_done: int, feedback: str | None) -> str:
+def quote(text: str) -> str:
+    """The start of a dependency's output, on one line, as a deliverable cites it."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= QUOTE_CHARS else flat[:QUOTE_CHARS] + "…"
+
+
+def _deliverable(task: TaskBrief, *, steps_done: int, feedback: str | None, goal: str = "",
+                 dependencies: list[DependencyOutput] | None = None) -> str:
     lines = [f"# {task.title}", "", "[offline deliverable: generated without a language model]", ""]
+    if goal:
+        lines += [f"Towards the goal: {goal.strip()}", ""]
     lines += [task.description, ""]
+    if dependencies:
+        lines.append("## Built on")
+        for dependency in dependencies:
+            lines.append(f"- From “{dependency.title}”: {quote(dependency.output)}")
+        lines.append("")
     if feedback:
         lines += ["## Changes after review", f"Addressed the reviewer's feedback: {feedback}", ""]
     lines.append("## Acceptance criteria")
@@ -54,14 +75,16 @@ def _deliverable(task: TaskBrief, *, steps_done: int, feedback: str | None) -> s
 
 
 def offline_step(
-    task: TaskBrief, *, step_number: int, previous_steps: list[str], feedback: str | None
+    task: TaskBrief, *, step_number: int, previous_steps: list[str], feedback: str | None, goal: str = "",
+    dependencies: list[DependencyOutput] | None = None,
 ) -> StepOutput:
     """A revision (feedback given) is one final step; otherwise the task's fixed 2–4 steps."""
     if feedback:
         return StepOutput(
             step_number=step_number,
             title="Address the review feedback",
-            content=_deliverable(task, steps_done=len(previous_steps) + 1, feedback=feedback),
+            content=_deliverable(task, steps_done=len(previous_steps) + 1, feedback=feedback, goal=goal,
+                                 dependencies=dependencies),
             is_final=True,
         )
     total = step_count(task)
@@ -69,7 +92,7 @@ def offline_step(
     is_final = step_number >= total
     title = titles[min(step_number, total) - 1]
     if is_final:
-        content = _deliverable(task, steps_done=step_number, feedback=None)
+        content = _deliverable(task, steps_done=step_number, feedback=None, goal=goal, dependencies=dependencies)
     else:
         criteria = _criteria(task)
         focus = criteria[(step_number - 1) % len(criteria)]
@@ -95,6 +118,15 @@ def offline_review(task: TaskBrief, *, revision: int) -> Review:
         verdict="approve",
         criteria=[CriterionVerdict(criterion=c, met=True, comment="Covered.") for c in criteria],
         feedback="[offline review] All criteria met.",
+    )
+
+
+def offline_review_answer(task: TaskBrief, *, revision: int) -> ReviewAnswer:
+    """The review as a reviewer writes it (review.v2): judgements in criterion order, and feedback."""
+    review = offline_review(task, revision=revision)
+    return ReviewAnswer(
+        criteria=[CriterionJudgement(met=v.met, comment=v.comment) for v in review.criteria],
+        feedback=review.feedback,
     )
 
 

@@ -1,23 +1,39 @@
-"""OpenAI, or any OpenAI-compatible server (vLLM, Ollama, LiteLLM) via `base_url`, with the `openai` SDK."""
+"""OpenAI, or any OpenAI-compatible server (vLLM, Ollama, llama.cpp) via `base_url`, with the `openai` SDK.
+
+Every call streams (`stream=True`, `stream_options.include_usage`), so usage is the server's own
+count even when the answer is invalid. The chunks are accumulated here rather than with the SDK's
+`chat.completions.stream()` helper: that helper raises on `finish_reason: length` before the caller
+can bill the call as invalid output, and it would parse with the bare schema, without our messages.
+"""
 
 from __future__ import annotations
 
 import json
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
-import httpx
+import httpx2
 import openai
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
+from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import BaseModel
 
-from shared.agents.llm import Completion, Message, ToolSpec, elapsed_ms
+from shared.agents.llm import CallLimits, Completion, Message, OnDelta, StructuredOutput, ToolSpec, elapsed_ms
 from shared.agents.provider_errors import (
     classify_http_error,
     garbage_body_failure,
     network_failure,
 )
-from shared.agents.structured import estimate_tokens, finish_completion, with_schema_instruction
+from shared.agents.streaming import StreamClock
+from shared.agents.structured import (
+    estimate_prompt_tokens,
+    estimate_tokens,
+    finish_completion,
+    strict_json_schema,
+    with_schema_instruction,
+)
+from shared.domain.costs import OFFICIAL, PriceTable
 from shared.domain.failures import ClassifiedFailure, FailureType
 
 #: Local servers ignore the key, but the SDK refuses to start without one.
@@ -38,6 +54,30 @@ def to_openai(messages: list[Message]) -> list[ChatCompletionMessageParam]:
     return converted
 
 
+def response_format(schema: type[BaseModel], *, compatible_server: bool, max_tokens: int | None) -> dict[str, Any]:
+    """`response_format` for a strict json_schema answer (the name must match ^[a-zA-Z0-9_-]+$)."""
+    return {
+        "type": "json_schema",
+        "json_schema": {
+            "name": schema.__name__,
+            "schema": strict_json_schema(schema, compatible_server=compatible_server, max_tokens=max_tokens),
+            "strict": True,
+        },
+    }
+
+
+@dataclass
+class _Accumulated:
+    text: list[str] = field(default_factory=list)
+    refusal: list[str] = field(default_factory=list)
+    finish_reason: str | None = None
+    model: str | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    chunks_with_choices: int = 0
+    chunks: int = 0
+
+
 class OpenAIProvider:
     name = "openai"
     supports_tools = False  #: function calling arrives with the streaming rewrite of this provider (issue 15)
@@ -47,17 +87,33 @@ class OpenAIProvider:
         *,
         api_key: str | None,
         base_url: str | None = None,
-        timeout_s: float = 60,
-        http_client: httpx.AsyncClient | None = None,
+        limits: CallLimits | None = None,
+        prices: PriceTable = OFFICIAL,
+        compatible: bool = False,
+        structured_output: StructuredOutput = "json_schema",
+        fit_strings_to_max_tokens: bool = False,
+        http_client: httpx2.AsyncClient | None = None,
     ) -> None:
+        self.fit_strings_to_max_tokens = fit_strings_to_max_tokens
+        self.limits = limits or CallLimits()
+        self.prices = prices
+        self.compatible = compatible
+        self.structured_output: StructuredOutput = structured_output
         # max_retries=0: the FailureHandler owns retries (durable timers), the SDK must not add its own.
         self._client = openai.AsyncOpenAI(
             api_key=api_key or LOCAL_SERVER_API_KEY,
             base_url=base_url,
-            timeout=timeout_s,
+            timeout=self.limits.http_timeout(),
             max_retries=0,
             http_client=http_client,
         )
+
+    def _prompt(self, messages: list[Message], schema: type[BaseModel] | None) -> list[Message]:
+        return with_schema_instruction(messages, schema) if self.structured_output == "prompt" else list(messages)
+
+    async def count_tokens(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None) -> int:
+        """The SDK has no token counter (tiktoken would be a guess for other servers' models): an estimate."""
+        return estimate_prompt_tokens(self._prompt(messages, schema), schema)
 
     async def complete(
         self,
@@ -65,19 +121,33 @@ class OpenAIProvider:
         *,
         model: str,
         schema: type[BaseModel] | None = None,
-        max_tokens: int = 2048,
+        max_tokens: int,
         temperature: float = 0.2,
+        on_delta: OnDelta | None = None,
         tools: Sequence[ToolSpec] = (),
     ) -> Completion:
         if tools:
             raise ClassifiedFailure(FailureType.UNKNOWN, "this OpenAI provider does not use tools")
-        payload = to_openai(with_schema_instruction(messages, schema))
+        prompt = self._prompt(messages, schema)
+        extra: dict[str, Any] = {}
+        if schema is not None and self.structured_output == "json_schema":
+            extra["response_format"] = response_format(
+                schema, compatible_server=self.compatible,
+                max_tokens=max_tokens if self.fit_strings_to_max_tokens else None)
         started = time.perf_counter()
+        clock = StreamClock(self.limits, self.name)
+        got = _Accumulated()
         try:
             # `max_tokens` rather than `max_completion_tokens`: compatible servers understand only the former.
-            result = await self._client.chat.completions.create(
-                model=model, messages=payload, max_tokens=max_tokens, temperature=temperature
-            )
+            stream = await clock.step(self._client.chat.completions.create(
+                model=model, messages=to_openai(prompt), max_tokens=max_tokens, temperature=temperature,
+                stream=True, stream_options={"include_usage": True}, **extra,
+            ))
+            async with stream:
+                async for chunk in clock.events(stream):
+                    text = self._take(chunk, got)
+                    if text and on_delta is not None:
+                        await on_delta(text)
         except openai.APITimeoutError as exc:
             raise network_failure(self.name, exc, timed_out=True) from exc
         except openai.APIConnectionError as exc:
@@ -88,56 +158,80 @@ class OpenAIProvider:
             ) from exc
         except openai.APIResponseValidationError as exc:
             raise garbage_body_failure(self.name, exc.message) from exc
-        except json.JSONDecodeError as exc:  # the SDK decodes a JSON content type without catching
-            raise garbage_body_failure(self.name, f"invalid JSON ({exc.msg})") from exc
-        latency = elapsed_ms(started)
-        prompt_text = "".join(m.content for m in messages)
-        return self._to_completion(
-            result, schema=schema, requested_model=model, latency_ms=latency, prompt_text=prompt_text
-        )
+        except openai.APIError as exc:  # an `error` event inside the stream
+            raise classify_http_error(500, headers={}, body=exc.body or exc.message, provider=self.name) from exc
+        except (json.JSONDecodeError, httpx2.DecodingError) as exc:  # a data line that is not JSON
+            raise garbage_body_failure(self.name, f"invalid JSON in the stream ({exc})") from exc
+        return self._to_completion(got, schema=schema, requested_model=model, max_tokens=max_tokens,
+                                   latency_ms=elapsed_ms(started), prompt=prompt)
+
+    @staticmethod
+    def _take(chunk: ChatCompletionChunk, got: _Accumulated) -> str:
+        """Fold one chunk into `got`; the new text it carries."""
+        got.chunks += 1
+        model = getattr(chunk, "model", None)
+        if isinstance(model, str) and model:
+            got.model = model
+        usage = getattr(chunk, "usage", None)
+        if usage is not None:
+            prompt_tokens, completion_tokens = getattr(usage, "prompt_tokens", None), getattr(
+                usage, "completion_tokens", None)
+            if isinstance(prompt_tokens, int) and isinstance(completion_tokens, int):
+                got.prompt_tokens, got.completion_tokens = prompt_tokens, completion_tokens
+        choices = getattr(chunk, "choices", None)
+        if not isinstance(choices, list) or not choices:
+            return ""
+        got.chunks_with_choices += 1
+        choice = choices[0]
+        finish = getattr(choice, "finish_reason", None)
+        if isinstance(finish, str):
+            got.finish_reason = finish
+        delta = getattr(choice, "delta", None)
+        refusal = getattr(delta, "refusal", None)
+        if isinstance(refusal, str) and refusal:
+            got.refusal.append(refusal)
+        content = getattr(delta, "content", None)
+        if isinstance(content, str) and content:
+            got.text.append(content)
+            return content
+        return ""
 
     def _to_completion(
         self,
-        result: object,
+        got: _Accumulated,
         *,
         schema: type[BaseModel] | None,
         requested_model: str,
+        max_tokens: int,
         latency_ms: float,
-        prompt_text: str,
+        prompt: list[Message],
     ) -> Completion:
-        if not isinstance(result, ChatCompletion):
-            raise garbage_body_failure(self.name, f"expected a chat completion, got {type(result).__name__}")
-        choices = getattr(result, "choices", None)
-        if not isinstance(choices, list) or not choices:
-            raise garbage_body_failure(self.name, "the chat completion has no choices")
-        choice = choices[0]
-        message = getattr(choice, "message", None)
-        if getattr(choice, "finish_reason", None) == "content_filter":
+        if not got.chunks_with_choices:
+            what = "no chunks" if not got.chunks else "chunks without choices"
+            raise garbage_body_failure(self.name, f"the stream had {what}")
+        if got.finish_reason == "content_filter":
             raise ClassifiedFailure(
                 FailureType.CONTENT_REFUSED, "openai: the answer was blocked by a content filter"
             )
-        refusal = getattr(message, "refusal", None)
-        if isinstance(refusal, str) and refusal:
-            raise ClassifiedFailure(
-                FailureType.CONTENT_REFUSED, f"openai: the model refused: {refusal[:300]}"
-            )
-        content = getattr(message, "content", None)
-        text = content if isinstance(content, str) else ""
-        usage = getattr(result, "usage", None)
-        input_tokens = getattr(usage, "prompt_tokens", None)
-        output_tokens = getattr(usage, "completion_tokens", None)
+        refusal = "".join(got.refusal)
+        if refusal:
+            raise ClassifiedFailure(FailureType.CONTENT_REFUSED, f"openai: the model refused: {refusal[:300]}")
+        text = "".join(got.text)
         # Some compatible servers omit usage; an estimate keeps the budget honest where zero would not.
-        if not isinstance(input_tokens, int):
-            input_tokens = estimate_tokens(prompt_text)
-        if not isinstance(output_tokens, int):
-            output_tokens = estimate_tokens(text)
-        model = getattr(result, "model", None)
+        input_tokens = got.prompt_tokens if got.prompt_tokens is not None else estimate_tokens(
+            "".join(m.content for m in prompt))
+        output_tokens = got.completion_tokens if got.completion_tokens is not None else estimate_tokens(text)
+        # A compatible server's models are priced by settings under the name the app asked for (llama.cpp
+        # reports a file path); OpenAI's own API reports the dated snapshot it served.
+        model = requested_model if self.compatible or not got.model else got.model
         return finish_completion(
             text=text,
             schema=schema,
             input_tokens=input_tokens,
             output_tokens=output_tokens,
-            model=model if isinstance(model, str) and model else requested_model,
+            model=model,
             provider=self.name,
             latency_ms=latency_ms,
+            price=self.prices.price_for(model),
+            truncated_at=max_tokens if got.finish_reason == "length" else None,
         )

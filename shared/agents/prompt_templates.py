@@ -30,12 +30,18 @@ class PromptTemplate:
     def render(self, inputs: Mapping[str, object], **placeholders: object) -> list[Message]:
         """System and user messages: `${input}` is the inputs as JSON, other `${name}`s are placeholders."""
         values = {name: str(value) for name, value in placeholders.items()}
-        values["input"] = json.dumps(inputs, indent=2, ensure_ascii=False)
+        values["input"] = input_json(inputs)
         # One pass of safe_substitute: text inside the values is never itself substituted.
         return [
             Message("system", Template(self.system).safe_substitute(values)),
             Message("user", Template(self.user).safe_substitute(values)),
         ]
+
+
+def input_json(inputs: Mapping[str, object]) -> str:
+    """The inputs as JSON with every `<` written `\\u003c`: user text can then never open or close a
+    tag (`</input>`) in the prompt, and `json.loads` still gives the text back unchanged."""
+    return json.dumps(inputs, indent=2, ensure_ascii=False).replace("<", "\\u003c")
 
 
 def parse_prompt_file(version: str, text: str) -> PromptTemplate:

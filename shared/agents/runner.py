@@ -6,14 +6,16 @@ Every call made is returned (or attached to the failure) so the caller can recor
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
+from shared.agents.context import ContextCut
 from shared.agents.llm import (
     AgentFailed,
     Completion,
+    LiveOutput,
     LLMProvider,
     Message,
     ProviderOutputInvalid,
@@ -21,13 +23,16 @@ from shared.agents.llm import (
     ToolSpec,
 )
 from shared.agents.prompt_templates import PromptTemplate
+from shared.agents.schemas import widened
 from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.telemetry import LlmCall, llm_call_span
 
 T = TypeVar("T", bound=BaseModel)
 
-#: One call plus up to two retries that show the model its validation error.
-MAX_ATTEMPTS = 3
+#: One call plus one retry that shows the model its validation error. With native structured output
+#: the schema makes most answers valid; a second correction rarely helps a model that failed twice, and
+#: the FailureHandler still retries the whole activity.
+MAX_ATTEMPTS = 2
 
 
 @dataclass(frozen=True)
@@ -35,6 +40,7 @@ class AgentResult(Generic[T]):
     value: T
     completions: list[Completion]  #: every LLM call made, including invalid-output retries
     prompt_version: str
+    context_cuts: list[ContextCut] = field(default_factory=list)  #: texts cut to fit the token budget
 
 
 @dataclass(frozen=True)
@@ -62,18 +68,41 @@ def correction_message(error: str) -> Message:
     )
 
 
+async def _complete(
+    provider: LLMProvider, conversation: list[Message], *, model: str, schema: type[BaseModel], max_tokens: int,
+    temperature: float, live: LiveOutput | None, extra: dict[str, Any],
+) -> Completion:
+    call = live.open_call() if live is not None else None
+    try:
+        with llm_call_span(provider.name, model) as span:
+            try:
+                completion = await provider.complete(
+                    conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature,
+                    on_delta=call, **extra,
+                )
+            except ProviderOutputInvalid as exc:
+                _measure(span, exc.completion)
+                raise
+            _measure(span, completion)
+            return completion
+    finally:
+        if call is not None:
+            await call.aclose()
+
+
 @overload
 async def run_structured(
     provider: LLMProvider, *, prompt: PromptTemplate, messages: list[Message], schema: type[T], model: str,
-    max_tokens: int = ..., temperature: float = ..., check: Callable[[T], None] | None = ..., tools: None = ...,
+    max_tokens: int, temperature: float = ..., check: Callable[[T], None] | None = ..., tools: None = ...,
+    live: LiveOutput | None = ..., context_cuts: list[ContextCut] | None = ...,
 ) -> AgentResult[T]: ...
 
 
 @overload
 async def run_structured(
     provider: LLMProvider, *, prompt: PromptTemplate, messages: list[Message], schema: type[T], model: str,
-    max_tokens: int = ..., temperature: float = ..., check: Callable[[T], None] | None = ...,
-    tools: Sequence[ToolSpec],
+    max_tokens: int, temperature: float = ..., check: Callable[[T], None] | None = ...,
+    tools: Sequence[ToolSpec], live: LiveOutput | None = ..., context_cuts: list[ContextCut] | None = ...,
 ) -> AgentResult[T] | ToolTurn: ...
 
 
@@ -84,10 +113,12 @@ async def run_structured(
     messages: list[Message],
     schema: type[T],
     model: str,
-    max_tokens: int = 2048,
+    max_tokens: int,
     temperature: float = 0.2,
     check: Callable[[T], None] | None = None,
     tools: Sequence[ToolSpec] | None = None,
+    live: LiveOutput | None = None,
+    context_cuts: list[ContextCut] | None = None,
 ) -> AgentResult[T] | ToolTurn:
     """Call until the answer validates (and passes `check`, which raises ValueError), at most MAX_ATTEMPTS.
 
@@ -100,16 +131,8 @@ async def run_structured(
     last_error = ""
     for _ in range(MAX_ATTEMPTS):
         try:
-            with llm_call_span(provider.name, model) as span:
-                try:
-                    completion = await provider.complete(
-                        conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature,
-                        **extra,
-                    )
-                except ProviderOutputInvalid as exc:
-                    _measure(span, exc.completion)
-                    raise
-                _measure(span, completion)
+            completion = await _complete(provider, conversation, model=model, schema=schema, max_tokens=max_tokens,
+                                         temperature=temperature, live=live, extra=extra)
         except ProviderOutputInvalid as exc:
             completions.append(exc.completion)
             last_error = exc.message
@@ -137,7 +160,8 @@ async def run_structured(
             last_error = str(exc)
             conversation += [Message("assistant", completion.text), correction_message(last_error)]
             continue
-        return AgentResult(value=parsed, completions=completions, prompt_version=prompt.version)
+        return AgentResult(value=widened(parsed), completions=completions, prompt_version=prompt.version,
+                           context_cuts=list(context_cuts or []))
     raise AgentFailed(
         FailureType.INVALID_OUTPUT,
         f"{prompt.version}: no valid answer after {MAX_ATTEMPTS} attempts; last error: {last_error}",

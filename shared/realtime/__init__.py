@@ -15,13 +15,15 @@ from weakref import WeakKeyDictionary
 from shared.config import ConfigError, Settings
 from shared.db.database import Database
 from shared.domain.models import Principal
+from shared.realtime.deltas import DeltaPublisher
 from shared.realtime.event_handler import CloudEvent, EventHandler, HandlerReply, allowed_origin
 from shared.realtime.negotiation import ClientAccess, NegotiateRequest, negotiate
 from shared.realtime.publisher import COMPANY_EVENT_TYPES, OutboxPublisher, PublishFailed
 from shared.realtime.service import ConnectionInfo, company_group, join_role, team_group
 
 __all__ = [
-    "COMPANY_EVENT_TYPES", "ClientAccess", "CloudEvent", "ConnectionInfo", "EventHandler", "HandlerReply",
+    "COMPANY_EVENT_TYPES", "ClientAccess", "CloudEvent", "ConnectionInfo", "DeltaPublisher", "EventHandler",
+    "HandlerReply",
     "NegotiateRequest", "OutboxPublisher", "PublishFailed", "Realtime", "allowed_origin", "attach_realtime",
     "company_group", "join_role", "realtime_of", "team_group",
 ]
@@ -38,6 +40,7 @@ class Realtime:
         self.hub = hub
         self.client = info.client(hub)
         self.publisher = OutboxPublisher(db, self.client)
+        self.deltas = DeltaPublisher(self.client)  #: live `llm.delta` output, not stored
         self.events = EventHandler(db=db, client=self.client, hub=hub, access_key=info.access_key)
 
     async def negotiate(self, principal: Principal, team_id: UUID | None) -> ClientAccess:

@@ -17,7 +17,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from shared.agents.llm import Completion, LLMProvider, Message, ProviderOutputInvalid
-from shared.domain.costs import input_token_bound, worst_case_cost
+from shared.domain.costs import OFFICIAL, PriceTable, input_token_bound, worst_case_cost
 from shared.domain.models import Actor
 from shared.services.costs import CallUsage, CostTracker
 
@@ -50,6 +50,12 @@ class MeteredProvider:
         self.ttl_seconds = call_timeout_seconds + RESERVATION_MARGIN_SECONDS
         self.calls: list[UUID] = []  #: call ids, in order (tests and logs)
         self.supports_tools = bool(getattr(inner, "supports_tools", False))
+        #: The inner provider's prices (a compatible server's models are priced by settings).
+        self.prices: PriceTable = getattr(inner, "prices", OFFICIAL)
+
+    async def count_tokens(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None) -> int:
+        """Not a call: counted by the inner provider, nothing reserved."""
+        return await self.inner.count_tokens(messages, model=model, schema=schema)
 
     async def complete(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None,
                        max_tokens: int = 2048, temperature: float = 0.2, **kwargs: Any) -> Completion:
@@ -64,7 +70,7 @@ class MeteredProvider:
         call_id = await self.costs.reserve(
             team_id=scope.team_id, task_id=scope.task_id, member_id=scope.member_id, provider=self.inner.name,
             model=model, purpose=scope.purpose, input_tokens=bound, max_tokens=max_tokens,
-            worst_case_usd=worst_case_cost(model, bound, max_tokens), ttl_seconds=self.ttl_seconds,
+            worst_case_usd=worst_case_cost(model, bound, max_tokens, prices=self.prices), ttl_seconds=self.ttl_seconds,
         )
         self.calls.append(call_id)
         try:

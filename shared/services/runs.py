@@ -9,14 +9,16 @@ in one transaction, so a crash leaves either all of it or none of it. Every LLM 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from uuid import UUID
 
 from shared.agents import manager
-from shared.agents.llm import LLMProvider
-from shared.agents.schemas import TaskOutcome
+from shared.agents.llm import LiveOutput, LLMProvider
+from shared.agents.manager import PLAN_MAX_TOKENS, REVIEW_MAX_TOKENS, SUMMARY_MAX_TOKENS
+from shared.agents.roles import AgentBudgets
+from shared.agents.schemas import DependencyOutput, TaskOutcome
 from shared.db.database import Tx
 from shared.domain.errors import IllegalTransition
 from shared.domain.failures import ClassifiedFailure, FailureType
@@ -39,23 +41,43 @@ class TeamStopped(ClassifiedFailure):
         self.status = status
 
 
+#: Opens the live output (`llm.delta`) of one agent's calls: (team_id, task_id, member_id) -> LiveOutput.
+LiveFactory = Callable[[UUID, UUID | None, UUID | None], LiveOutput | None]
+
+
 class TeamRun:
     def __init__(self, services: Services, llm: LLMProvider, *, manager_model: str, worker_model: str,
-                 call_timeout_seconds: float = 600.0) -> None:
+                 call_timeout_seconds: float = 600.0, worker_llm: LLMProvider | None = None,
+                 budgets: AgentBudgets | None = None, live: LiveFactory | None = None) -> None:
         self.s = services
-        self.llm = llm
+        self.llm = llm  #: the manager's provider (plan, review, summary)
+        self.worker_llm = worker_llm or llm  #: the workers' provider (execute): providers per agent role
         self.manager_model = manager_model
         self.worker_model = worker_model
         self.call_timeout_seconds = call_timeout_seconds
+        self.budgets = budgets or AgentBudgets()  #: context and output token limits, plan size
+        self.live = live  #: where the models' text goes as it is written (llm.delta), if anywhere
         self.steps = WorkerSteps(
             services, lambda team_id, task_id, member_id, actor: self._metered(
                 team_id, "execute", task_id=task_id, member_id=member_id, actor=actor),
-            worker_model=worker_model, ensure_team_running=self._ensure_team_running)
+            worker_model=worker_model, ensure_team_running=self._ensure_team_running,
+            context=self._context, budgets=self.budgets, live=self._live)
 
     def _metered(self, team_id: UUID, purpose: str, *, task_id: UUID | None = None,
                  member_id: UUID | None = None, actor: Actor = MANAGER) -> MeteredProvider:
         scope = CallScope(team_id=team_id, purpose=purpose, actor=actor, task_id=task_id, member_id=member_id)
-        return MeteredProvider(self.llm, self.s.costs, scope, call_timeout_seconds=self.call_timeout_seconds)
+        llm = self.worker_llm if purpose == "execute" else self.llm
+        return MeteredProvider(llm, self.s.costs, scope, call_timeout_seconds=self.call_timeout_seconds)
+
+    def _live(self, team_id: UUID, task_id: UUID | None, member_id: UUID | None) -> LiveOutput | None:
+        return self.live(team_id, task_id, member_id) if self.live is not None else None
+
+    async def _context(self, task: TaskRecord) -> tuple[str, list[DependencyOutput]]:
+        """The team's goal and the final outputs of the tasks `task` depends on (one round trip)."""
+        team = await self.s.teams.get(task.company_id, task.team_id)
+        outputs = {t.id: t for t in team.tasks or []}
+        return team.goal, [DependencyOutput(title=outputs[d].title, output=outputs[d].output or "")
+                           for d in task.dependencies if d in outputs]
 
     @staticmethod
     def _manager(members: Sequence[MemberPublic]) -> UUID | None:
@@ -72,7 +94,10 @@ class TeamRun:
             team = await self.s.teams.get(scope.company_id, team_id)
             manager_id = self._manager(team.members or [])
             result = await manager.plan_goal(self._metered(team_id, "plan", member_id=manager_id), goal=team.goal,
-                                             workers=team.workers, model=self.manager_model)
+                                             workers=team.workers, model=self.manager_model,
+                                             max_tasks=self.budgets.max_tasks, max_criteria=self.budgets.max_criteria,
+                                             max_tokens=self.budgets.max_tokens(PLAN_MAX_TOKENS),
+                                             live=self._live(team_id, None, manager_id))
             items = [PlannedTaskIn(key=t.key, title=t.title, description=t.description,
                                    acceptance_criteria=list(t.acceptance_criteria), dependencies=list(t.dependencies),
                                    specialization=t.specialization) for t in result.value.tasks]
@@ -162,7 +187,10 @@ class TeamRun:
         outcomes = [TaskOutcome(title=t.title, status=t.status.value, output=t.output) for t in team.tasks or []]
         manager_id = self._manager(team.members or [])
         result = await manager.summarize(self._metered(team_id, "summary", member_id=manager_id), goal=team.goal,
-                                         tasks=outcomes, model=self.manager_model)
+                                         tasks=outcomes, model=self.manager_model,
+                                         context_tokens=self.budgets.context_tokens,
+                                         max_tokens=self.budgets.max_tokens(SUMMARY_MAX_TOKENS),
+                                         live=self._live(team_id, None, manager_id))
         summary = result.value
         text = summary.summary
         if summary.highlights:
@@ -258,10 +286,14 @@ class TeamRun:
             return {"verdict": Verdict.STOPPED.value, "status": task.status.value, "feedback": ""}
         await self._ensure_team_running(task.team_id)
         manager_id = self._manager(await self.s.teams.members(task.team_id))
+        goal, dependencies = await self._context(task)
         result = await manager.review_output(self._metered(task.team_id, "review", task_id=task_id,
                                                            member_id=manager_id),
-                                             task=brief_of(task), output=task.output or "",
-                                             revision=task.revision_count, model=self.manager_model)
+                                             goal=goal, task=brief_of(task), output=task.output or "",
+                                             revision=task.revision_count, model=self.manager_model,
+                                             dependencies=dependencies, context_tokens=self.budgets.context_tokens,
+                                             max_tokens=self.budgets.max_tokens(REVIEW_MAX_TOKENS),
+                                             live=self._live(task.team_id, task_id, manager_id))
         review = result.value
         if review.verdict == "approve":
 

@@ -15,9 +15,11 @@ from typing import Any
 from uuid import UUID, uuid5
 
 from shared.agents import worker
-from shared.agents.llm import supports_tools
+from shared.agents.llm import LiveOutput, supports_tools
+from shared.agents.roles import AgentBudgets
 from shared.agents.runner import ToolTurn
-from shared.agents.schemas import TaskBrief
+from shared.agents.schemas import DependencyOutput, TaskBrief
+from shared.agents.worker import STEP_MAX_TOKENS
 from shared.db.database import Tx
 from shared.domain.models import Actor, CheckpointRecord, TaskRecord
 from shared.domain.states import TaskStatus
@@ -62,11 +64,17 @@ def output_of(checkpoints: Sequence[CheckpointRecord]) -> str:
 
 class WorkerSteps:
     def __init__(self, services: Services, provider_for: ProviderFor, *, worker_model: str,
-                 ensure_team_running: Callable[[UUID], Awaitable[None]]) -> None:
+                 ensure_team_running: Callable[[UUID], Awaitable[None]],
+                 context: Callable[[TaskRecord], Awaitable[tuple[str, list[DependencyOutput]]]] | None = None,
+                 budgets: AgentBudgets | None = None,
+                 live: Callable[[UUID, UUID | None, UUID | None], LiveOutput | None] | None = None) -> None:
         self.s = services
         self.provider_for = provider_for
         self.worker_model = worker_model
         self.ensure_team_running = ensure_team_running
+        self.context = context  #: the team's goal and the dependencies' final outputs of a task
+        self.budgets = budgets or AgentBudgets()
+        self.live = live  #: the live output (llm.delta) of a task's calls
 
     async def run(self, task_id: UUID) -> dict[str, Any]:
         """{"status", "done", "output", "tool_calls": [ids to run before the next step]}."""
@@ -94,11 +102,14 @@ class WorkerSteps:
         agent = Actor(type="agent", id=str(member))
         provider = self.provider_for(task.team_id, task_id, member, agent)
         offered = await self._offered_tools(task, provider, len(turns))
+        goal, dependencies = await self.context(task) if self.context is not None else ("", [])
         result = await worker.execute_step(
-            provider, task=brief_of(task), step_number=step_in_round,
+            provider, goal=goal, task=brief_of(task), step_number=step_in_round,
             previous_steps=[str(c.step_output.get("content", "")) for c in steps], feedback=task.feedback,
-            model=self.worker_model, tools=[t.spec for t in offered],
-            tool_turns=self.s.tool_calls.exchanges(calls, turns))
+            model=self.worker_model, dependencies=dependencies, context_tokens=self.budgets.context_tokens,
+            max_tokens=self.budgets.max_tokens(STEP_MAX_TOKENS),
+            live=self.live(task.team_id, task_id, member) if self.live is not None else None,
+            tools=[t.spec for t in offered], tool_turns=self.s.tool_calls.exchanges(calls, turns))
         next_step = (all_checkpoints[-1].step_number + 1) if all_checkpoints else 1
         names = {m.id: m.name for m in await self.s.teams.members(task.team_id)}
         sender = names.get(member, "Worker") if member else "Worker"
@@ -117,7 +128,8 @@ class WorkerSteps:
             created = await self.s.checkpoints.create(
                 task_id, next_step, output, agent,
                 checkpoint_type="final" if is_final else ("revision" if round_number else "step"),
-                state={"round": round_number, "prompt_version": result.prompt_version}, tx=tx)
+                state={"round": round_number, "prompt_version": result.prompt_version,
+                       "context_cuts": [c.as_dict() for c in result.context_cuts]}, tx=tx)
             await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, member_id=member, kind="step",
                                        sender=sender, content=f"{task.title} — step {step_in_round}: {step.title}",
                                        message_id=message_id("step", task_id, next_step))

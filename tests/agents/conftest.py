@@ -1,10 +1,11 @@
-"""Fixtures for the agent tests: the wire-format server and an HTTP client the SDKs share."""
+"""Fixtures for the agent tests: the wire-format server and an HTTP client the SDKs share (httpx2: the
+HTTP library of openai 3 and anthropic 2)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
+import httpx2
 import pytest_asyncio
 
 from tests.agents.wire_server import WireServer
@@ -26,6 +27,6 @@ async def wire(wire_server: WireServer) -> AsyncIterator[WireServer]:
 
 
 @pytest_asyncio.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+async def http_client() -> AsyncIterator[httpx2.AsyncClient]:
+    async with httpx2.AsyncClient() as client:
         yield client

@@ -16,8 +16,17 @@ from shared.agents import (
     review_output,
     summarize,
 )
-from shared.agents.offline import OfflineProvider
-from shared.agents.schemas import MAX_STEPS, MAX_TASKS, MIN_STEPS, MIN_TASKS, Plan
+from shared.agents.offline import DELTA_PIECES, OfflineProvider
+from shared.agents.prompt_templates import load_prompt
+from shared.agents.schemas import (
+    MAX_STEPS,
+    MAX_TASKS,
+    MIN_STEPS,
+    MIN_TASKS,
+    DependencyOutput,
+    Summary,
+    plan_draft_schema,
+)
 
 GOALS = [
     "Build a web scraper for product prices",
@@ -50,6 +59,7 @@ async def run_task(task: TaskBrief) -> tuple[list[str], list[str]]:
         while True:
             step = await execute_step(
                 provider,
+                goal="Find the treasure",
                 task=task,
                 step_number=len(steps) + 1,
                 previous_steps=steps,
@@ -60,7 +70,8 @@ async def run_task(task: TaskBrief) -> tuple[list[str], list[str]]:
             if step.value.is_final:
                 break
         review = await review_output(
-            provider, task=task, output=steps[-1], revision=revision, model="offline-manager"
+            provider, goal="Find the treasure", task=task, output=steps[-1], revision=revision,
+            model="offline-manager",
         )
         verdicts.append(review.value.verdict)
         if review.value.verdict == "approve":
@@ -81,8 +92,9 @@ async def test_any_goal_gets_a_valid_acyclic_plan_sized_to_the_team(goal: str, w
     assert sorted(order) == sorted(task.key for task in plan.tasks)
     position = {key: index for index, key in enumerate(order)}
     assert all(position[dep] < position[task.key] for task in plan.tasks for dep in task.dependencies)
-    assert Plan.model_validate_json(result.completions[0].text) == plan, "the JSON text is what was validated"
-    assert result.prompt_version == "plan.v1"
+    draft = plan_draft_schema(workers=workers, max_tasks=MAX_TASKS, max_criteria=10)
+    assert draft.model_validate_json(result.completions[0].text).to_plan() == plan, "the JSON text is the plan"
+    assert result.prompt_version == "plan.v2"
 
 
 async def test_the_same_goal_always_gets_the_same_plan_and_bill():
@@ -136,7 +148,7 @@ async def test_summary_is_labelled_and_names_unfinished_tasks():
     assert result.value.summary.startswith("[offline summary]")
     assert "Bury the gold (failed)" in result.value.summary
     assert result.value.highlights == ["Chart the coast"]
-    assert result.prompt_version == "summary.v1"
+    assert result.prompt_version == "summary.v2"
 
 
 async def test_completions_are_labelled_offline_and_priced_from_text_length():
@@ -155,13 +167,43 @@ async def test_latency_setting_is_honoured():
 
     started = time.perf_counter()
     result = await execute_step(
-        slow, task=task, step_number=1, previous_steps=[], feedback=None, model="offline-worker"
+        slow, goal="A clean ship", task=task, step_number=1, previous_steps=[], feedback=None, model="offline-worker"
     )
     elapsed = time.perf_counter() - started
 
     assert elapsed >= 0.15 and result.completions[0].latency_ms >= 150
     fast_started = time.perf_counter()
     await execute_step(
-        provider, task=task, step_number=1, previous_steps=[], feedback=None, model="offline-worker"
+        provider, goal="A clean ship", task=task, step_number=1, previous_steps=[], feedback=None,
+        model="offline-worker",
     )
     assert time.perf_counter() - fast_started < 0.1
+
+
+async def test_a_deliverable_names_the_goal_and_cites_its_dependencies():
+    task = TaskBrief(title="Chart the reef", description="Map it.", acceptance_criteria=["Depths marked"])
+    survey = DependencyOutput(title="Survey the reef", output="Depths 3 to 12 m along the north edge.\nMore.")
+    steps: list[str] = []
+    while True:
+        step = await execute_step(provider, goal="Find the treasure", task=task, step_number=len(steps) + 1,
+                                  previous_steps=steps, feedback=None, model="offline-worker",
+                                  dependencies=[survey])
+        steps.append(step.value.content)
+        if step.value.is_final:
+            break
+
+    assert "Towards the goal: Find the treasure" in steps[-1]
+    assert "From “Survey the reef”: Depths 3 to 12 m along the north edge. More." in steps[-1]
+
+
+async def test_the_offline_provider_streams_its_answer_in_pieces_that_make_the_text():
+    pieces: list[str] = []
+
+    async def on_delta(text: str) -> None:
+        pieces.append(text)
+
+    messages = load_prompt("summary.v2").render({"goal": "g", "tasks": []})
+    completion = await OfflineProvider(latency_ms=40).complete(messages, model="offline-manager", schema=Summary,
+                                                               max_tokens=100, on_delta=on_delta)
+
+    assert len(pieces) == DELTA_PIECES and "".join(pieces) == completion.text

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-import httpx
+import httpx2
 import pytest
 
-from shared.agents.llm import LLMProvider, Message, ProviderOutputInvalid, build_provider
+from shared.agents.llm import CallLimits, LLMProvider, Message, ProviderOutputInvalid, build_provider
 from shared.agents.schemas import Summary
 from shared.domain.costs import compute_cost
 from shared.domain.failures import ClassifiedFailure, FailureType
@@ -29,7 +30,7 @@ from tests.agents.wire_server import (
 class Case:
     name: str
     path: str
-    build: Callable[[str, float, httpx.AsyncClient], LLMProvider]
+    build: Callable[[str, float, httpx2.AsyncClient], LLMProvider]
     ok: Callable[[str, int, int], object]
     error: Callable[[str, str], object]
     model: str
@@ -44,7 +45,7 @@ CASES = [
             "anthropic",
             anthropic_api_key="sk-ant-test",
             anthropic_base_url=url,
-            timeout_s=timeout,
+            limits=CallLimits(stall_timeout_s=timeout, connect_timeout_s=timeout),
             http_client=client,
         ),
         ok=lambda text, i, o: anthropic_message(text, input_tokens=i, output_tokens=o),
@@ -59,7 +60,8 @@ CASES = [
             "openai",
             openai_api_key="sk-test",
             openai_base_url=f"{url}/v1",
-            timeout_s=timeout,
+            openai_compatible=False,  # OpenAI's own API (at a test URL): official prices
+            limits=CallLimits(stall_timeout_s=timeout, connect_timeout_s=timeout),
             http_client=client,
         ),
         ok=lambda text, i, o: openai_completion(text, prompt_tokens=i, completion_tokens=o),
@@ -78,7 +80,7 @@ def case(request: pytest.FixtureRequest) -> Case:
 
 async def _failure(provider: LLMProvider, schema: type[Summary] | None = None) -> ClassifiedFailure:
     with pytest.raises(ClassifiedFailure) as caught:
-        await provider.complete(PROMPT, model="some-model", schema=schema)
+        await provider.complete(PROMPT, model="some-model", schema=schema, max_tokens=100)
     return caught.value
 
 
@@ -86,7 +88,7 @@ async def test_success_reports_tokens_model_and_cost(case: Case, wire: WireServe
     wire.replies.append(Reply(body=case.ok("Fair winds all the way.", 1000, 200)))
     provider = case.build(wire.url, 5.0, http_client)
 
-    completion = await provider.complete(PROMPT, model="requested-model")
+    completion = await provider.complete(PROMPT, model="requested-model", max_tokens=300)
 
     assert completion.text == "Fair winds all the way."
     assert (completion.input_tokens, completion.output_tokens) == (1000, 200)
@@ -95,17 +97,24 @@ async def test_success_reports_tokens_model_and_cost(case: Case, wire: WireServe
     assert completion.latency_ms > 0
     assert [r.path for r in wire.requests] == [case.path]
     assert wire.requests[0].body["model"] == "requested-model"
+    assert wire.requests[0].body["stream"] is True and wire.requests[0].body["max_tokens"] == 300
 
 
-async def test_schema_is_requested_and_the_answer_parsed(case: Case, wire: WireServer, http_client):
-    answer = '```json\n{"summary": "Treasure found.", "highlights": ["map"], "follow_ups": []}\n```'
+async def test_schema_is_requested_natively_and_the_answer_parsed(case: Case, wire: WireServer, http_client):
+    answer = '{"summary": "Treasure found.", "highlights": ["map"], "follow_ups": []}'
     wire.replies.append(Reply(body=case.ok(answer, 50, 20)))
     provider = case.build(wire.url, 5.0, http_client)
 
-    completion = await provider.complete(PROMPT, model="m", schema=Summary)
+    completion = await provider.complete(PROMPT, model="m", schema=Summary, max_tokens=200)
 
     assert completion.parsed == Summary(summary="Treasure found.", highlights=["map"], follow_ups=[])
-    assert '"follow_ups"' in str(wire.requests[0].body), "the JSON Schema travels in the prompt"
+    body = wire.requests[0].body
+    schema = (body["response_format"]["json_schema"]["schema"] if case.name == "openai"
+              else body["output_config"]["format"]["schema"])
+    assert set(schema["properties"]) == {"summary", "highlights", "follow_ups"}
+    assert schema["additionalProperties"] is False
+    assert "JSON Schema" not in json.dumps(body.get("messages")) + str(body.get("system", "")), (
+        "the schema, not a paragraph of prompt, asks for the JSON")
 
 
 async def test_answer_not_matching_schema_is_invalid_output_that_still_carries_the_bill(
@@ -115,7 +124,7 @@ async def test_answer_not_matching_schema_is_invalid_output_that_still_carries_t
     provider = case.build(wire.url, 5.0, http_client)
 
     with pytest.raises(ProviderOutputInvalid) as caught:
-        await provider.complete(PROMPT, model="m", schema=Summary)
+        await provider.complete(PROMPT, model="m", schema=Summary, max_tokens=100)
 
     assert caught.value.failure_type is FailureType.INVALID_OUTPUT
     assert "summary: Field required" in caught.value.message

@@ -60,7 +60,8 @@ def test_a_verdict_must_follow_its_criteria(verdict, met, feedback, error):
         Review.model_validate({"verdict": verdict, "criteria": criteria, "feedback": feedback})
 
 
-@pytest.mark.parametrize("version", ["plan.v1", "execute_step.v1", "review.v1", "summary.v1"])
+@pytest.mark.parametrize("version", ["plan.v1", "execute_step.v1", "review.v1", "summary.v1",
+                                     "plan.v2", "execute_step.v2", "review.v2", "summary.v2"])
 def test_every_prompt_file_loads_with_its_version(version: str):
     prompt = load_prompt(version)
     assert prompt.version == version and prompt.system and "${input}" in prompt.user

@@ -1,4 +1,10 @@
-"""A loopback HTTP server that answers like the Anthropic and OpenAI APIs, scripted per test."""
+"""A loopback HTTP server that answers like the Anthropic and OpenAI APIs, scripted per test.
+
+A scripted success body (`anthropic_message`, `openai_completion`) is sent as the API's server-sent
+events when the request asks to stream, as both providers always do: Anthropic's `message_start`,
+`content_block_delta`s, `message_delta` with the usage, `message_stop`; OpenAI's `chat.completion.chunk`s,
+a final usage chunk when `stream_options.include_usage` is set, and `data: [DONE]`.
+"""
 
 from __future__ import annotations
 
@@ -20,6 +26,10 @@ class Reply:
     content_type: str = "application/json"
     headers: dict[str, str] = field(default_factory=dict)
     hang: bool = False  #: never answer (until the server shuts down)
+    pieces: int = 3  #: text deltas a streamed answer is split into
+    gap_s: float = 0.0  #: pause before each streamed event (a slow model that keeps writing)
+    stall_after: int | None = None  #: stop sending (but keep the connection) after this many events
+    events: list[bytes] | None = None  #: exact SSE bytes to stream instead of converting `body`
 
 
 @dataclass
@@ -45,6 +55,7 @@ class WireServer:
         app = web.Application()
         app.router.add_post("/v1/messages", self._handle)
         app.router.add_post("/v1/chat/completions", self._handle)
+        app.router.add_post("/v1/messages/count_tokens", self._handle)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
@@ -62,12 +73,96 @@ class WireServer:
         headers = {name.lower(): value for name, value in request.headers.items()}
         self.requests.append(Recorded(request.path, headers, json.loads(payload or b"{}")))
         reply = self.replies.pop(0) if self.replies else Reply(500, {"error": "no scripted reply"})
+        recorded = self.requests[-1].body
         if reply.hang:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._release.wait(), timeout=5)
+            await self._hold()
+        if recorded.get("stream") and reply.status < 400 and (reply.events is not None or _streamable(reply.body)):
+            events = reply.events if reply.events is not None else sse_events(request.path, reply, recorded)
+            return await self._stream(request, reply, events)
         body = reply.raw if reply.raw is not None else json.dumps(reply.body).encode()
         headers = {"Content-Type": reply.content_type, **reply.headers}
         return web.Response(status=reply.status, body=body, headers=headers)
+
+    async def _hold(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._release.wait(), timeout=5)
+
+    async def _stream(self, request: web.Request, reply: Reply, events: list[bytes]) -> web.StreamResponse:
+        response = web.StreamResponse(status=reply.status, headers={"Content-Type": "text/event-stream",
+                                                                     **reply.headers})
+        await response.prepare(request)
+        for number, event in enumerate(events):
+            if reply.stall_after is not None and number >= reply.stall_after:
+                await self._hold()
+                return response
+            if reply.gap_s:
+                await asyncio.sleep(reply.gap_s)
+            await response.write(event)
+        await response.write_eof()
+        return response
+
+
+def _streamable(body: object) -> bool:
+    """A whole API answer (a message or a chat completion); anything else is sent as it is."""
+    return isinstance(body, dict) and (body.get("type") == "message" or "choices" in body)
+
+
+def _pieces(text: str, count: int) -> list[str]:
+    if not text:
+        return []
+    size = max(1, -(-len(text) // max(1, count)))
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def _sse(data: object, event: str | None = None) -> bytes:
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {json.dumps(data)}\n\n".encode()
+
+
+def sse_events(path: str, reply: Reply, request: dict[str, Any]) -> list[bytes]:
+    """The scripted whole answer as the API streams it."""
+    body: dict[str, Any] = reply.body  # type: ignore[assignment]
+    if path == "/v1/messages":
+        return anthropic_events(body, reply.pieces)
+    return openai_chunks(body, reply.pieces, include_usage=bool((request.get("stream_options") or {}).get(
+        "include_usage")))
+
+
+def anthropic_events(message: dict[str, Any], pieces: int = 3) -> list[bytes]:
+    text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
+    usage = dict(message.get("usage") or {})
+    start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
+    events = [_sse({"type": "message_start", "message": start}, "message_start"),
+              _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+                   "content_block_start")]
+    events += [_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
+                    "content_block_delta") for piece in _pieces(text, pieces)]
+    events += [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
+               _sse({"type": "message_delta", "delta": {"stop_reason": message.get("stop_reason"),
+                                                        "stop_sequence": None},
+                     "usage": {"output_tokens": usage.get("output_tokens", 0)}}, "message_delta"),
+               _sse({"type": "message_stop"}, "message_stop")]
+    return events
+
+
+def openai_chunks(completion: dict[str, Any], pieces: int = 3, *, include_usage: bool = True) -> list[bytes]:
+    choice = completion["choices"][0]
+    message = choice["message"]
+    base = {"id": completion["id"], "object": "chat.completion.chunk", "created": completion["created"],
+            "model": completion["model"]}
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
+        return _sse({**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]})
+
+    events = [chunk({"role": "assistant", "content": ""})]
+    events += [chunk({"content": piece}) for piece in _pieces(message.get("content") or "", pieces)]
+    if message.get("refusal"):
+        events.append(chunk({"refusal": message["refusal"]}))
+    events.append(chunk({}, choice["finish_reason"]))
+    if include_usage and completion.get("usage") is not None:
+        events.append(_sse({**base, "choices": [], "usage": completion["usage"]}))
+    events.append(b"data: [DONE]\n\n")
+    return events
 
 
 def anthropic_message(

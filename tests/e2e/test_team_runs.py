@@ -15,7 +15,7 @@ import pytest
 
 from shared.agents import manager
 from shared.agents.prompt_templates import load_prompt
-from shared.agents.schemas import Plan
+from shared.agents.schemas import MAX_CRITERIA, MAX_TASKS, plan_draft_schema
 from shared.domain.costs import input_token_bound, worst_case_cost
 from tests.e2e.conftest import register, start_app, stop_app
 
@@ -46,8 +46,9 @@ async def run_team(http, auth, goal: str, **extra: Any) -> str:
 def plan_worst_case(goal: str, *, workers: int) -> Decimal:
     """What the plan call reserves: its prompt's input bound and its max tokens at the manager's price."""
     prompt = load_prompt(manager.PLAN_PROMPT)
-    messages = prompt.render({"goal": goal, "workers": workers}, workers=workers)
-    bound = input_token_bound([m.content for m in messages] + [json.dumps(Plan.model_json_schema())],
+    messages = prompt.render({"goal": goal, "workers": workers}, workers=workers, max_tasks=MAX_TASKS)
+    schema = plan_draft_schema(workers=workers, max_tasks=MAX_TASKS, max_criteria=MAX_CRITERIA)
+    bound = input_token_bound([m.content for m in messages] + [json.dumps(schema.model_json_schema())],
                               messages=len(messages))
     return worst_case_cost("offline-manager", bound, 4096)
 

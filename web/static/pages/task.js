@@ -4,6 +4,7 @@
 import { api } from "../api.js";
 import { badge, clear, debounce, errorText, h, label, pending, toast, when } from "../dom.js";
 import { LiveFeed } from "../live.js";
+import { liveOutput } from "../stream.js";
 import { connectionBadge, tabs } from "./parts.js";
 import { describeToolEvent, loadToolCalls } from "./tools.js";
 
@@ -52,10 +53,11 @@ export async function task(main, { params }) {
     h("div", { testid: "audit-timeline" }, pending()));
   const crumbTeam = h("a", { href: `/teams/${item.team_id}` }, "Team");
   let current = "details";
+  const live = liveOutput({ taskId });
 
   clear(main).append(h("section.page.task-page",
     h("nav.crumbs", { "aria-label": "Breadcrumb" }, h("a", { href: "/teams" }, "Teams"), " / ", crumbTeam, " / task"),
-    head,
+    head, live.el,
     tabs([["details", "Details"], ["history", "History"]], (id) => {
       current = id;
       details.hidden = id !== "details";
@@ -122,7 +124,8 @@ export async function task(main, { params }) {
   render();
   api.get(`/api/teams/${item.team_id}`).then((t) => { crumbTeam.textContent = t.name; }).catch(() => {});
   const feed = new LiveFeed({
-    teams: [item.team_id], onStatus: conn.set, onEvent: (e) => { if (e.task_id === taskId) refresh(); },
+    teams: [item.team_id], onStatus: conn.set,
+    onEvent: (e) => { if (!live.handle(e) && e.task_id === taskId) refresh(); },
   }).start();
   return () => {
     feed.stop();

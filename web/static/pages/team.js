@@ -5,6 +5,7 @@
 import { api } from "../api.js";
 import { badge, clear, debounce, errorText, h, money, pending, toast } from "../dom.js";
 import { LiveFeed } from "../live.js";
+import { liveOutput } from "../stream.js";
 import { connectionBadge } from "./parts.js";
 import { costChart, messageItem, taskCard } from "./team_parts.js";
 
@@ -59,6 +60,7 @@ export async function team(main, { params, query }) {
   const resultSlot = h("div");
   const escalationSlot = h("div");
   const cards = new Map();
+  const live = liveOutput({ memberName: (id) => members.get(id)?.name });
 
   clear(main).append(h("section.page.team-page",
     h("nav.crumbs", { "aria-label": "Breadcrumb" }, h("a", { href: "/teams" }, "Teams"), " / ", team.name),
@@ -77,7 +79,7 @@ export async function team(main, { params, query }) {
       h("section", { "aria-labelledby": "h-tasks" },
         h("h2", { id: "h-tasks" }, "Tasks"), filterBar, taskList),
       h("aside", { "aria-labelledby": "h-members" },
-        h("h2", { id: "h-members" }, "Members"), h("ul.members", { testid: "team-members" }),
+        live.el, h("h2", { id: "h-members" }, "Members"), h("ul.members", { testid: "team-members" }),
         h("h2", "Messages"), messageList))));
 
   function renderHead() {
@@ -208,6 +210,7 @@ export async function team(main, { params, query }) {
   }, 400);
 
   function apply(event) {
+    if (live.handle(event)) return;
     const d = event.data || {};
     switch (event.type) {
       case "team.status_changed":
