@@ -10,11 +10,16 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from hypothesis import HealthCheck, settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from shared.db.migrate import migrate_sync
+
+# Properties, not timings: a loaded CI machine must not fail a property test for being slow.
+settings.register_profile("ghost-pirates", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("ghost-pirates")
 
 MACHINE_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 MACHINE_REDIS = "redis://127.0.0.1:6379/0"
