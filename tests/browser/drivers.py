@@ -134,7 +134,7 @@ class Xvfb:
 
     def start(self) -> str:
         read, write = os.pipe()
-        self.process = subprocess.Popen(  # noqa: S603 - a fixed argv of a system binary
+        self.process = subprocess.Popen(
             ["Xvfb", "-displayfd", str(write), "-screen", "0", "1280x900x24", "-nolisten", "tcp"],
             pass_fds=(write,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         os.close(write)
@@ -195,9 +195,9 @@ class SeleniumDriver:
             if not elements:
                 return f"no element matches {selector!r}"
             element = elements[0]
-            if not element.is_displayed() or not element.is_enabled():
-                return f"{selector!r} is not visible and enabled"
             try:
+                if not element.is_displayed() or not element.is_enabled():
+                    return f"{selector!r} is not visible and enabled"
                 action(element)
             except (ElementClickInterceptedException, ElementNotInteractableException,
                     StaleElementReferenceException) as exc:

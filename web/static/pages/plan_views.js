@@ -201,6 +201,13 @@ const BAR_H = 11;
 const AXIS_H = 22;
 const CHART_W = 860;
 
+function tickLabel(ms) {
+  const s = Math.round(ms / 1000);
+  if (s < 60) return `${s} s`;
+  if (s % 60 === 0) return `${s / 60} min`;
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
 function niceStep(span) {
   const target = span / 6;
   for (const step of [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200]) {
@@ -226,7 +233,7 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
   const t1 = Math.max(teamEnd ?? (TERMINAL.has(team.status) || team.status === "cancelled" ? lastEnd : now), lastEnd,
     t0 + 1000);
   const span = t1 - t0;
-  const plotW = CHART_W - LABEL_W - 12;
+  const plotW = CHART_W - LABEL_W - 24;
   const x = (t) => LABEL_W + ((t - t0) / span) * plotW;
   const height = AXIS_H + started.length * ROW_H + 4;
   const sum = started.reduce((total, r) => total + ((r.f.end ?? now) - r.f.start), 0);
@@ -241,7 +248,7 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
   for (let t = 0; t <= span; t += step) {
     const px = x(t0 + t);
     axis.append(svg("line", { x1: px, x2: px, y1: AXIS_H - 4, y2: height, class: "tick" }),
-      svg("text", { x: px, y: AXIS_H - 8, class: "tick-label" }, seconds(t)));
+      svg("text", { x: px, y: AXIS_H - 8, class: "tick-label" }, tickLabel(t)));
   }
   for (const at of facts.teamEscalations) {
     if (at >= t0 && at <= t1) axis.append(svg("line", { x1: x(at), x2: x(at), y1: AXIS_H - 4, y2: height, class: "team-escalation" }));
@@ -249,8 +256,8 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
   const rows = svg("g", { class: "rows" });
   started.forEach(({ task, f }, i) => {
     const y = AXIS_H + i * ROW_H;
-    const end = f.end ?? now;
     const running = f.end === null && !TERMINAL.has(task.status);
+    const end = f.end ?? (running ? now : t1); // a finished task whose end no event told: up to what is known
     const bar = svg("g", { class: `bar s-${task.status}${running ? " running" : ""}`, "data-task-id": task.id },
       svg("title", `${task.title}: ${task.status}, ${seconds(end - f.start)}${
         f.revisions.length ? `, ${f.revisions.length} revision round${f.revisions.length > 1 ? "s" : ""}` : ""}${
