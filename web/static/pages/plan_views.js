@@ -128,7 +128,7 @@ export function analysePlan(tasks, facts, now) {
   return { deps, depth, path, length: end === null ? 0 : finish.get(end), estimated: duration.size < tasks.length };
 }
 
-const NODE_W = 168;
+const NODE_W = 196;
 const NODE_H = 34;
 const GAP_X = 44;
 const GAP_Y = 10;
@@ -181,7 +181,7 @@ export function planGraph(tasks, facts, now = Date.now()) {
     svg("title", `${t.title} (${t.status})`),
     svg("rect", { width: NODE_W, height: NODE_H, rx: 7 }),
     svg("circle", { cx: 12, cy: NODE_H / 2, r: 4.5, class: "dot" }),
-    svg("text", { x: 23, y: NODE_H / 2 + 4 }, short(t.title, 22))));
+    svg("text", { x: 23, y: NODE_H / 2 + 4 }, short(t.title, 27))));
   }
   chart.append(edges, nodes);
   // Critical edges on top of the others, so the highlighted route reads as one line.
@@ -195,11 +195,11 @@ export function planGraph(tasks, facts, now = Date.now()) {
       names.length > 1 ? ` (${names.join(" → ")})` : ""));
 }
 
-const LABEL_W = 170;
 const ROW_H = 18;
 const BAR_H = 11;
 const AXIS_H = 22;
-const CHART_W = 860;
+
+const pct = (fraction) => `${(Math.min(1, Math.max(0, fraction)) * 100).toFixed(3)}%`;
 
 function tickLabel(ms) {
   const s = Math.round(ms / 1000);
@@ -216,7 +216,8 @@ function niceStep(span) {
   return 3_600_000 * Math.ceil(target / 3_600_000);
 }
 
-/** One bar per task that has started, on a shared time axis from the team's start. */
+/** One bar per task that has started, on a shared time axis from the team's start. The plot is laid
+ * out in percentages of its own width, so it spans its panel without measuring it (no forced layout). */
 export function runTimeline(tasks, facts, team, now = Date.now()) {
   const started = tasks.map((t) => ({ task: t, f: facts.byTask.get(t.id) }))
     .filter((r) => r.f && r.f.start !== null)
@@ -228,21 +229,17 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
     return h("p.muted", { testid: "run-summary" },
       tasks.length ? `No task has started yet (${waiting} waiting).` : "The run shows here once tasks start.");
   }
+  const over = TERMINAL.has(team.status) || team.status === "cancelled";
   const t0 = Math.min(teamStart ?? Infinity, ...started.map((r) => r.f.start));
   const lastEnd = Math.max(...started.map((r) => r.f.end ?? now));
-  const t1 = Math.max(teamEnd ?? (TERMINAL.has(team.status) || team.status === "cancelled" ? lastEnd : now), lastEnd,
-    t0 + 1000);
+  const t1 = Math.max(teamEnd ?? (over ? lastEnd : now), lastEnd, t0 + 1000);
   const span = t1 - t0;
-  const plotW = CHART_W - LABEL_W - 24;
-  const x = (t) => LABEL_W + ((t - t0) / span) * plotW;
+  const x = (t) => pct((t - t0) / span);
   const height = AXIS_H + started.length * ROW_H + 4;
   const sum = started.reduce((total, r) => total + ((r.f.end ?? now) - r.f.start), 0);
-  const wall = (teamEnd ?? (teamStart !== null && !TERMINAL.has(team.status) ? now : lastEnd)) - (teamStart ?? t0);
-  const chart = svg("svg", {
-    class: "run-timeline", viewBox: `0 0 ${CHART_W} ${height}`, width: CHART_W, height, role: "img",
-    "aria-label": `Run timeline: ${started.length} tasks started, wall time ${seconds(wall)}, sum of task times ${
-      seconds(sum)}`,
-  });
+  const wall = (teamEnd ?? (teamStart !== null && !over ? now : lastEnd)) - (teamStart ?? t0);
+  const labels = svg("svg", { class: "run-labels", width: 170, height, "aria-hidden": "true" });
+  const chart = svg("svg", { class: "run-timeline", width: "100%", height, "aria-hidden": "true" });
   const axis = svg("g", { class: "axis" });
   const step = niceStep(span);
   for (let t = 0; t <= span; t += step) {
@@ -258,19 +255,20 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
     const y = AXIS_H + i * ROW_H;
     const running = f.end === null && !TERMINAL.has(task.status);
     const end = f.end ?? (running ? now : t1); // a finished task whose end no event told: up to what is known
+    labels.append(svg("text", { x: 0, y: y + BAR_H, class: "row-label" }, short(task.title, 24)));
     const bar = svg("g", { class: `bar s-${task.status}${running ? " running" : ""}`, "data-task-id": task.id },
       svg("title", `${task.title}: ${task.status}, ${seconds(end - f.start)}${
         f.revisions.length ? `, ${f.revisions.length} revision round${f.revisions.length > 1 ? "s" : ""}` : ""}${
         f.escalations.length ? `, escalated ${f.escalations.length}×` : ""}`),
-      svg("text", { x: 0, y: y + BAR_H, class: "row-label" }, short(task.title, 24)),
-      svg("rect", { x: x(f.start), y: y + 2, width: Math.max(2, x(end) - x(f.start)), height: BAR_H, rx: 3 }));
+      svg("rect", { x: x(f.start), y: y + 2, width: pct(Math.max((end - f.start) / span, 0.002)), height: BAR_H, rx: 3 }));
+    // A mark is a small shape at a time: a nested svg placed in percent, the shape drawn around its origin.
     for (const at of f.revisions) {
-      const px = x(at);
-      bar.append(svg("path", { class: "mark revision", d: `M${px} ${y}l4 7.5l-4 7.5l-4 -7.5z` }));
+      bar.append(svg("svg", { x: x(at), y, overflow: "visible" },
+        svg("path", { class: "mark revision", d: "M0 0l4 7.5l-4 7.5l-4 -7.5z" })));
     }
     for (const at of f.escalations) {
-      const px = x(at);
-      bar.append(svg("path", { class: "mark escalation", d: `M${px - 5} ${y}h10l-5 ${ROW_H - 3}z` }));
+      bar.append(svg("svg", { x: x(at), y, overflow: "visible" },
+        svg("path", { class: "mark escalation", d: `M-5 0h10l-5 ${ROW_H - 3}z` })));
     }
     rows.append(bar);
   });
@@ -284,5 +282,9 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
       h("span", h("span.muted", "Parallelism "), h("strong", wall > 0 ? `${(sum / wall).toFixed(1)}×` : "—")),
       h("span.muted", `${revisions} revision round${revisions === 1 ? "" : "s"} ◆ · ${escalations} escalation${
         escalations === 1 ? "" : "s"} ▼${waiting ? ` · ${waiting} not started` : ""}`)),
-    h("div.scroll", chart));
+    h("div.scroll", h("div.timeline-grid", {
+      role: "img",
+      "aria-label": `Run timeline: ${started.length} tasks started, wall time ${seconds(wall)}, sum of task times ${
+        seconds(sum)}, ${revisions} revision rounds, ${escalations} escalations`,
+    }, labels, chart)));
 }
