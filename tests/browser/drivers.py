@@ -122,6 +122,18 @@ return found;
 }
 """
 QUERY_JS = QUERY_FN + "return query(arguments[0]);"
+#: Playwright's "receives events" check: the element is scrolled into view and is what is hit at its
+#: centre (not something laid over it, nor something else because the layout moved).
+HIT_JS = """
+const [el] = arguments;
+const box = el.getBoundingClientRect();
+if (box.top < 0 || box.left < 0 || box.bottom > innerHeight || box.right > innerWidth) {
+  el.scrollIntoView({ block: "center", inline: "center" });
+}
+const r = el.getBoundingClientRect();
+const hit = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
+return !!hit && (hit === el || el.contains(hit));
+"""
 STATE_JS = QUERY_FN + f"return ({ELEMENT_STATE_JS})(query(arguments[0]));"
 
 
@@ -221,7 +233,14 @@ class SeleniumDriver:
         await self._act(selector, fill)
 
     async def click(self, selector: str) -> None:
-        await self._act(selector, lambda element: element.click())
+        from selenium.common.exceptions import ElementClickInterceptedException
+
+        def click(element: Any) -> None:
+            if not self.webdriver.execute_script(HIT_JS, element):
+                raise ElementClickInterceptedException(f"another element would receive the click on {selector!r}")
+            element.click()
+
+        await self._act(selector, click)
 
     async def press(self, selector: str, key: str) -> None:
         from selenium.webdriver.common.keys import Keys

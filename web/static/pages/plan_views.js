@@ -186,13 +186,12 @@ export function planGraph(tasks, facts, now = Date.now()) {
   chart.append(edges, nodes);
   // Critical edges on top of the others, so the highlighted route reads as one line.
   for (const edge of [...edges.querySelectorAll(".critical")]) edges.append(edge);
-  const names = path.map((id) => short(titles.get(id), 40));
+  const caption = `Critical path: ${path.length} task${path.length === 1 ? "" : "s"}, ${estimated ? "about " : ""}${
+    seconds(length)}${path.length > 1 ? ` (${path.map((id) => titles.get(id)).join(" → ")})` : ""}`;
   return h("div.graph-view",
     h("div.scroll", chart),
-    h("p.muted.small", { testid: "critical-path" },
-      h("span.key.key-critical", { "aria-hidden": "true" }), "Critical path: ",
-      `${path.length} task${path.length === 1 ? "" : "s"}, ${estimated ? "about " : ""}${seconds(length)}`,
-      names.length > 1 ? ` (${names.join(" → ")})` : ""));
+    h("p.muted.small", { testid: "critical-path", title: caption },
+      h("span.key.key-critical", { "aria-hidden": "true" }), caption));
 }
 
 const ROW_H = 18;
