@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 ENGINES = ("chromium", "firefox", "webkit")
-DEFAULT_TIMEOUT_MS = 10_000
+DEFAULT_TIMEOUT_MS = 20_000  # web-first assertions return as soon as they hold; a loaded CI machine is slow
 
 #: The state of every element a selector matches, computed in the page in one round trip.
 ELEMENT_STATE_JS = """(els) => els.map((e) => {
