@@ -226,9 +226,15 @@ class SeleniumDriver:
             await asyncio.sleep(0.1)
 
     async def fill(self, selector: str, value: str) -> None:
+        from selenium.common.exceptions import ElementNotInteractableException
+
         def fill(element: Any) -> None:
             element.clear()
             element.send_keys(value)
+            # Typed keys can be lost on a loaded machine; Playwright's fill sets the value, so check it.
+            typed = element.get_property("value")
+            if typed != value:
+                raise ElementNotInteractableException(f"{selector!r} holds {typed!r} after typing {value!r}")
 
         await self._act(selector, fill)
 

@@ -178,7 +178,12 @@ class Expectation:
                 return
             if loop.time() > deadline:
                 what = self.target.selector if isinstance(self.target, Locator) else "page"
-                raise AssertionError(f"expect({what}){' not' if self.negate else ''}: {seen}")
+                page = self.target.page if isinstance(self.target, Locator) else self.target
+                try:
+                    shown = await page.evaluate("document.body.innerText.slice(0, 400)")
+                except Exception as exc:  # the message matters more than the page text
+                    shown = f"(page text unavailable: {exc})"
+                raise AssertionError(f"expect({what}){' not' if self.negate else ''}: {seen}\npage shows: {shown!r}")
             await asyncio.sleep(0.1)
 
     def _locator(self) -> Locator:

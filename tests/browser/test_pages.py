@@ -77,6 +77,7 @@ async def test_a_card_opens_from_anywhere_on_it_and_from_the_keyboard(page, acco
     await login(page, account)
     await page.goto("/teams")
     card = page.locator(".team-card").first
+    await expect(card).to_be_visible()
     box = await card.bounding_box()
     await page.mouse.click(box["x"] + box["width"] - 12, box["y"] + box["height"] - 8)  # a corner, not the title
     await expect(page).to_have_url(re.compile(f"/teams/{team['id']}$"))
