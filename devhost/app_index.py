@@ -18,6 +18,8 @@ from typing import Any
 from azure.functions.decorators.function_app import Function
 from azure.functions.decorators.utils import StringifyEnumJsonEncoder
 
+from devhost.timespan import parse_timespan
+
 __all__ = [
     "AppIndex",
     "AppLoadError",
@@ -43,6 +45,8 @@ class HostSettings:
 
     route_prefix: str
     hub_name: str | None
+    #: seconds each function may run (host.json `functionTimeout`); None when unbounded ("-1")
+    function_timeout: float | None = None
 
     @property
     def path_prefix(self) -> str:
@@ -106,14 +110,35 @@ class AppIndex:
         return tuple(e for e in self.entries if e.trigger_type not in served)
 
 
+#: The host's `functionTimeout` when host.json sets none (v4 outside the Consumption plan: 30 min).
+DEFAULT_FUNCTION_TIMEOUT = "00:30:00"
+
+
 def read_host_settings(app_dir: Path) -> HostSettings:
-    """Route prefix (default 'api') and Durable hub name from host.json, if there is one."""
+    """Route prefix (default 'api'), Durable hub name and functionTimeout from host.json."""
     path = app_dir / "host.json"
     data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
     extensions = data.get("extensions") or {}
     prefix = (extensions.get("http") or {}).get("routePrefix", "api")
     hub = (extensions.get("durableTask") or {}).get("hubName")
-    return HostSettings(route_prefix=str(prefix), hub_name=str(hub) if hub else None)
+    return HostSettings(
+        route_prefix=str(prefix),
+        hub_name=str(hub) if hub else None,
+        function_timeout=_function_timeout(data.get("functionTimeout", DEFAULT_FUNCTION_TIMEOUT)),
+    )
+
+
+def _function_timeout(value: object) -> float | None:
+    """Seconds of host.json's `functionTimeout`; "-1" (or null) means no limit, as on the host."""
+    if value is None or str(value).strip() == "-1":
+        return None
+    try:
+        seconds = parse_timespan(str(value)).total_seconds()
+    except ValueError as exc:
+        raise AppLoadError(f"host.json functionTimeout: {exc}") from exc
+    if seconds <= 0:
+        raise AppLoadError(f"host.json functionTimeout must be positive or -1, got {value!r}")
+    return seconds
 
 
 def load_app(app_dir: Path, *, module_name: str = "function_app") -> Any:

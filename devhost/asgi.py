@@ -5,7 +5,8 @@ Raw ASGI rather than a framework because this path is measured against a bare AS
 (`python -m devhost.bench_http`): per request it does one route lookup and a few dict builds.
 Conversions follow the host's RpcHttp mapping: header names lower-cased and repeated values joined
 with ","; repeated query values joined with ","; query keys with empty values dropped; url =
-scheme://host/path?query; route values of absent optional parameters omitted.
+scheme://host/path?query; route values of absent optional parameters omitted. Like the App Service
+front end, the host sets `X-Client-IP` to the TCP peer (a client-sent value is replaced).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ __all__ = ["MANAGEMENT_PREFIX", "FunctionsHttpApp", "encode_response", "problem"
 logger = logging.getLogger("devhost.http")
 
 MANAGEMENT_PREFIX = "/runtime/webhooks/durabletask"
+#: The request header that carries the socket peer to the function (docs/security.md, rate limits).
+PEER_HEADER = "x-client-ip"
 #: The Functions host refuses bodies over 100 MB (maxRequestBodySize 104857600).
 MAX_BODY_BYTES = 104_857_600
 
@@ -235,6 +238,12 @@ class FunctionsHttpApp:
             await _send(send, *problem(413, "Payload Too Large", [(b"connection", b"close")]))
             return
         headers = _headers(scope["headers"])
+        # The TCP peer, as the Functions front end reports it: never what the client claims.
+        client = scope.get("client")
+        if client:
+            headers[PEER_HEADER] = str(client[0])
+        else:
+            headers.pop(PEER_HEADER, None)
         query: bytes = scope.get("query_string", b"")
         raw_path: bytes | None = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]

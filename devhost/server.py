@@ -152,7 +152,9 @@ class DevHost:
         self.index = index_functions(load_app(app_dir))
         for entry in self.index.unserved:
             logger.warning("function %s: devhost does not fire %s triggers", entry.name, entry.trigger_type)
-        client_binding = await self._start_durable(settings.hub_name or DEFAULT_TASK_HUB)
+        client_binding = await self._start_durable(
+            settings.hub_name or DEFAULT_TASK_HUB, settings.function_timeout
+        )
         try:
             plan = plan_functions(self.index, client_binding=client_binding, app_dir=app_dir)
         except (BindingError, ValueError) as exc:
@@ -185,7 +187,7 @@ class DevHost:
         self._embedded = EmbeddedPostgres(self.options.data_dir / "pg")
         self.database_url = await asyncio.to_thread(self._embedded.start)
         os.environ["DATABASE_URL"] = self.database_url
-        return f"embedded at {self._embedded.data_dir} ({self.database_url})"
+        return f"embedded at {self._embedded.data_dir} ({self._embedded.display_dsn()}, password in the data dir)"
 
     def _prepare_pubsub(self, path_prefix: str) -> socket.socket | None:
         """Bind the emulator's port and point WEBPUBSUB_CONNECTION_STRING at it, unless one is set."""
@@ -223,7 +225,7 @@ class DevHost:
         remembered = load_demo_login(data_dir, self.database_url)
         return (*remembered, False) if remembered else None
 
-    async def _start_durable(self, task_hub: str) -> str | None:
+    async def _start_durable(self, task_hub: str, function_timeout: float | None) -> str | None:
         """Start the Durable backend when the app uses Durable Functions; return the client binding."""
         assert self.index is not None
         if not self.index.uses_durable:
@@ -233,6 +235,8 @@ class DevHost:
         except ImportError as exc:
             message = f"the app uses Durable Functions; devhost.durable is unavailable: {exc}"
             raise HostStartError(message) from exc
+        from devhost.durable.management import load_or_create_system_key
+
         functions = DurableFunctions.from_functions(list(self.index.functions))
         self._backend = DurableBackend(
             self.database_url,
@@ -240,6 +244,8 @@ class DevHost:
             task_hub=task_hub,
             schema="durable",
             activity_concurrency=self.options.activity_concurrency,
+            function_timeout=function_timeout,
+            system_key=load_or_create_system_key(self.options.data_dir),
         )
         await self._backend.start()
         rpc_base_url = f"http://{_client_host(self.options.host)}:{self.port}{MANAGEMENT_PREFIX}/"

@@ -11,6 +11,9 @@ from uuid import UUID
 import azure.durable_functions as df
 
 from shared.agents.llm import build_provider
+from shared.db.database import TransientConflict
+from shared.domain.errors import DependencyDown
+from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.runtime import get_context, model_names
 from shared.services.runs import TeamRun
 from shared.telemetry import bind_log_context
@@ -41,13 +44,17 @@ async def team_run() -> TeamRun:
 
 
 def logged(activity: Callable[[dict[str, Any]], Awaitable[T]]) -> Callable[[dict[str, Any]], Awaitable[T]]:
-    """Bind the payload's team and task ids to every log line the activity writes."""
+    """Bind the payload's team and task ids to every log line the activity writes, and classify our
+    own database's transient errors so the orchestrator's failure policy retries them."""
 
     @functools.wraps(activity)
     async def run(payload: dict[str, Any]) -> T:
         with bind_log_context(team_id=payload.get("team_id"), task_id=payload.get("task_id"),
                               instance_id=payload.get("instance_id")):
-            return await activity(payload)
+            try:
+                return await activity(payload)
+            except (DependencyDown, TransientConflict) as exc:
+                raise ClassifiedFailure(FailureType.DATABASE_UNAVAILABLE, exc.detail or str(exc)) from exc
 
     return run
 

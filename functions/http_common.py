@@ -11,7 +11,7 @@ import json
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, model_
 
 from shared.domain.errors import DomainError, Invalid, RateLimited
 from shared.domain.models import Principal
+from shared.json_limits import JsonTooDeep, loads_bounded
 from shared.runtime import AppContext, get_context
-from shared.security import bearer_token
+from shared.security import PEER_HEADER, bearer_token, client_address
 from shared.telemetry import bind_log_context
 
 log = logging.getLogger("ghost_pirates.http")
@@ -106,8 +107,9 @@ class Request:
             raise NotFound(f"no such {name.removesuffix('_id') or 'resource'}") from None
 
     def client_address(self) -> str:
-        forwarded = self.raw.headers.get("x-forwarded-for", "")
-        return forwarded.split(",")[0].strip() or self.raw.headers.get("x-client-ip", "") or "unknown"
+        """The caller's address for rate limits: the socket peer, or what a trusted proxy appended."""
+        return client_address(self.raw.headers.get("x-forwarded-for"), self.raw.headers.get(PEER_HEADER),
+                              trusted_hops=self.ctx.settings.TRUSTED_PROXY_HOPS)
 
 
 def next_link(request: Request, path: str, cursor: str) -> dict[str, str]:
@@ -128,9 +130,18 @@ class Reply:
 
 
 _ANY = TypeAdapter(Any)
+_RESPONSE_ADAPTERS: dict[str, TypeAdapter[Any]] = {}
 
 
-def to_json(body: Any) -> bytes:
+def to_json(body: Any, response: Any = None) -> bytes:
+    """JSON of a handler's result; with the route's declared `response` type, exactly that shape
+    (a service's richer record, e.g. `TaskRecord`, answers with only the public fields)."""
+    if response is not None:
+        key = repr(response)
+        adapter = _RESPONSE_ADAPTERS.get(key)
+        if adapter is None:
+            adapter = _RESPONSE_ADAPTERS[key] = TypeAdapter(response)
+        return adapter.dump_json(body)
     if isinstance(body, BaseModel):
         return body.model_dump_json().encode()
     return _ANY.dump_json(body)
@@ -159,7 +170,9 @@ def parse_body(raw: func.HttpRequest, model: type[BaseModel]) -> BaseModel:
     if not data.strip():
         data = b"{}"
     try:
-        payload = json.loads(data)
+        payload = loads_bounded(data)
+    except JsonTooDeep as exc:
+        raise BadRequest(f"the body is not accepted: {exc}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise BadRequest("the body is not valid JSON") from exc
     try:
@@ -176,24 +189,30 @@ def parse_query(raw: func.HttpRequest, model: type[BaseModel]) -> BaseModel:
 
 
 def cors_headers(ctx: AppContext | None, origin: str | None) -> dict[str, str]:
+    """CORS answer headers for `origin`. The API authenticates with a bearer header, never cookies,
+    so no answer allows credentials; `*` answers `*` and never echoes the caller's origin."""
     if not origin or ctx is None:
         return {}
     allowed = ctx.settings.cors_origins
-    if origin in allowed or "*" in allowed:
-        return {
-            "Access-Control-Allow-Origin": origin,
-            "Vary": "Origin",
-            "Access-Control-Allow-Credentials": "true",
-            "Access-Control-Expose-Headers": "Link, X-Request-Id, Retry-After",
-        }
+    exposed = {"Access-Control-Expose-Headers": "Link, X-Request-Id, Retry-After"}
+    if origin in allowed:
+        return {"Access-Control-Allow-Origin": origin, "Vary": "Origin", **exposed}
+    if "*" in allowed:
+        return {"Access-Control-Allow-Origin": "*", **exposed}
     return {}
 
 
-def _https(raw: func.HttpRequest) -> bool:
+#: Sent on every response over HTTPS (API and dashboard): browsers then refuse plain HTTP for a year.
+HSTS = "max-age=31536000; includeSubDomains"
+
+
+def served_over_https(raw: func.HttpRequest) -> bool:
+    """HTTPS at the client: the URL, or the front end's X-Forwarded-Proto (a client forging it only
+    gets an HSTS header over plain HTTP, which browsers ignore, RFC 6797 §8.1)."""
     return raw.url.startswith("https://") or str(raw.headers.get("x-forwarded-proto", "")) == "https"
 
 
-Handler = Callable[[Request, Any], Awaitable[Reply | BaseModel | list[Any] | dict[str, Any] | None]]
+Handler = Callable[[Request, Any], Awaitable[Reply | BaseModel | Sequence[Any] | dict[str, Any] | None]]
 
 
 async def run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client: Any = None) -> func.HttpResponse:
@@ -210,11 +229,13 @@ async def _run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client:
     try:
         ctx = await get_context()
         extra = cors_headers(ctx, raw.headers.get("origin"))
-        if _https(raw):
-            extra["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+        if served_over_https(raw):
+            extra["Strict-Transport-Security"] = HSTS
         request = Request(raw=raw, ctx=ctx, request_id=request_id, client=client)
         if spec.auth:
-            request.principal = await ctx.tokens.verify(bearer_token(raw.headers.get("authorization")))
+            # Writes read the user row itself; reads may trust the short session cache.
+            request.principal = await ctx.sessions.authenticate(bearer_token(raw.headers.get("authorization")),
+                                                                fresh=spec.method != "GET")
             if spec.method != "GET":
                 wait = await ctx.limiter.hit(f"w:{request.principal.user_id}",
                                              limit=ctx.settings.RATE_LIMIT_WRITES_PER_MINUTE)
@@ -230,7 +251,8 @@ async def _run(raw: func.HttpRequest, spec: RouteSpec, handler: Handler, client:
         headers = {**SECURITY_HEADERS, **extra, **request.extra_headers, **reply.headers, "X-Request-Id": request_id}
         if reply.body is None and reply.raw_json is None:
             return func.HttpResponse(status_code=reply.status, headers=headers)
-        body = reply.raw_json if reply.raw_json is not None else to_json(reply.body)
+        declared = spec.response if reply.status == spec.status else None
+        body = reply.raw_json if reply.raw_json is not None else to_json(reply.body, declared)
         return func.HttpResponse(body, status_code=reply.status, headers=headers, mimetype="application/json",
                                  charset="utf-8")
     except DomainError as exc:

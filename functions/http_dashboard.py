@@ -19,11 +19,12 @@ import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 import azure.durable_functions as df
 import azure.functions as func
 
-from functions.http_common import problem
+from functions.http_common import HSTS, problem, served_over_https
 
 bp = df.Blueprint()
 
@@ -32,27 +33,50 @@ STATIC_PLACEHOLDER = b"{{static}}"
 #: Minimum size worth compressing; smaller bodies grow with the gzip header.
 GZIP_MIN_BYTES = 512
 
-CONTENT_SECURITY_POLICY = "; ".join([
-    "default-src 'self'",
-    "script-src 'self'",
-    "style-src 'self'",
-    "img-src 'self' data:",
-    "font-src 'self'",
-    "connect-src 'self' ws: wss:",
-    "object-src 'none'",
-    "base-uri 'none'",
-    "form-action 'self'",
-    "frame-ancestors 'none'",
-])
 
-DASHBOARD_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "strict-origin-when-cross-origin",
-    "X-Frame-Options": "DENY",
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
-}
+
+def content_security_policy(pubsub_endpoint: str | None) -> str:
+    """The pages' CSP: everything from this origin only, plus WebSockets to our Web PubSub host
+    (never any `ws:`/`wss:` host, which would let injected script talk to anyone)."""
+    connect = ["'self'"]
+    if pubsub_endpoint:
+        parts = urlsplit(pubsub_endpoint)
+        scheme = "wss" if parts.scheme == "https" else "ws"
+        connect.append(f"{scheme}://{parts.netloc}")
+    return "; ".join([
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "font-src 'self'",
+        f"connect-src {' '.join(connect)}",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ])
+
+
+@functools.cache
+def dashboard_headers() -> dict[str, str]:
+    """Headers of every page and asset; the Web PubSub host comes from the settings (read once)."""
+    from shared.config import get_settings
+    from shared.realtime.service import ConnectionInfo
+
+    connection_string = get_settings().WEBPUBSUB_CONNECTION_STRING
+    try:
+        endpoint = ConnectionInfo.parse(connection_string).endpoint if connection_string else None
+    except ValueError:
+        endpoint = None  # real time is off (the app reports why elsewhere); the pages poll
+    return {
+        "Content-Security-Policy": content_security_policy(endpoint),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "strict-origin-when-cross-origin",
+        "X-Frame-Options": "DENY",
+        "Cross-Origin-Opener-Policy": "same-origin",
+        "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+    }
+
 
 CONTENT_TYPES = {
     ".html": "text/html; charset=utf-8",
@@ -147,7 +171,9 @@ def serve_asset(req: func.HttpRequest, asset: Asset, *, cache_control: str, stat
     use_gzip = asset.gzipped is not None and _accepts_gzip(req.headers.get("accept-encoding"))
     # Each encoding is its own representation, so it gets its own validator.
     etag = f'{asset.etag[:-1]}-gz"' if use_gzip else asset.etag
-    headers = {**DASHBOARD_HEADERS, "Cache-Control": cache_control, "ETag": etag, "Content-Type": asset.content_type}
+    headers = {**dashboard_headers(), "Cache-Control": cache_control, "ETag": etag, "Content-Type": asset.content_type}
+    if served_over_https(req):
+        headers["Strict-Transport-Security"] = HSTS
     if asset.gzipped is not None:
         headers["Vary"] = "Accept-Encoding"
     if status == 200 and _etag_matches(req.headers.get("if-none-match"), etag):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 from uuid import UUID
 
@@ -10,7 +11,6 @@ from pydantic import Field
 
 from functions.http_common import QueryParams, Request, api
 from shared.domain.models import EscalationPublic, EscalationResolve
-from shared.orchestration_names import EVENT_ESCALATION_RESOLVED
 
 bp = df.Blueprint()
 
@@ -23,7 +23,7 @@ class EscalationQuery(QueryParams):
 
 @api(bp, "GET", "/api/escalations", summary="Escalations of the company (open by default)", tag="escalations",
      query=EscalationQuery, response=list[EscalationPublic])
-async def escalations_list(request: Request, query: EscalationQuery) -> list[EscalationPublic]:
+async def escalations_list(request: Request, query: EscalationQuery) -> Sequence[EscalationPublic]:
     return await request.ctx.services.escalations.list(
         request.user.company_id, status=None if query.status == "all" else query.status, team_id=query.team_id,
         limit=query.limit,
@@ -33,9 +33,5 @@ async def escalations_list(request: Request, query: EscalationQuery) -> list[Esc
 @api(bp, "POST", "/api/escalations/{escalation_id}/resolve", summary="Decide an escalation", tag="escalations",
      body=EscalationResolve, response=EscalationPublic, durable_client=True)
 async def escalations_resolve(request: Request, body: EscalationResolve) -> EscalationPublic:
-    resolved, instance_id = await request.ctx.services.escalations.resolve(
-        request.user, request.route_uuid("escalation_id"), body
-    )
-    if instance_id:
-        await request.client.raise_event(instance_id, EVENT_ESCALATION_RESOLVED, resolved.model_dump(mode="json"))
-    return resolved
+    return await request.ctx.services.control.resolve_escalation(
+        request.user, request.route_uuid("escalation_id"), body, request.client)

@@ -12,6 +12,7 @@ from pydantic import BaseModel
 
 from functions.http_common import Reply, Request, api
 from shared.runtime import AppContext
+from shared.security import bearer_token
 
 bp = df.Blueprint()
 VERSION = "0.1.0"
@@ -24,10 +25,17 @@ class Check(BaseModel):
     detail: str | None = None
 
 
-class Health(BaseModel):
+class HealthPublic(BaseModel):
+    """What anyone may see: enough for a load balancer's probe, nothing about the internals."""
+
     status: Literal["healthy", "degraded", "unhealthy"]
     version: str
     checks: dict[str, Check]
+
+
+class Health(HealthPublic):
+    """With a valid token: also the cache, rate limiter and pool counters."""
+
     details: dict[str, Any] = {}
 
 
@@ -84,8 +92,8 @@ async def _pubsub(ctx: AppContext) -> Check:
     return check if check.status == "ok" else check.model_copy(update={"status": "degraded"})
 
 
-@api(bp, "GET", "/api/health", summary="Readiness: database, Redis and Web PubSub checks", tag="operations",
-     response=Health, auth=False)
+@api(bp, "GET", "/api/health", summary="Readiness: database, Redis and Web PubSub checks (details with a token)",
+     tag="operations", response=Health, auth=False)
 async def health(request: Request, _: None) -> Reply:
     ctx = request.ctx
     database, redis_check, pubsub = await asyncio.gather(_database(ctx), _redis(ctx), _pubsub(ctx))
@@ -96,11 +104,15 @@ async def health(request: Request, _: None) -> Reply:
         status = "degraded"
     else:
         status = "healthy"
+    code = 503 if status == "unhealthy" else 200
+    authorization = request.raw.headers.get("authorization")
+    if not authorization:
+        return Reply(HealthPublic(status=status, version=VERSION, checks=checks), status=code)
+    await ctx.sessions.authenticate(bearer_token(authorization), fresh=False)  # a bad token is a 401
     details = {"cache": {"backend": ctx.cache.backend, **ctx.cache.stats.as_dict()},
                "rate_limiter": {"backend": ctx.limiter.backend, "errors": ctx.limiter.errors},
                "db_pool": ctx.db.pool.get_stats()}
-    body = Health(status=status, version=VERSION, checks=checks, details=details)
-    return Reply(body, status=503 if status == "unhealthy" else 200)
+    return Reply(Health(status=status, version=VERSION, checks=checks, details=details), status=code)
 
 
 class Liveness(BaseModel):

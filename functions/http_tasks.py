@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 from uuid import UUID
 
 import azure.durable_functions as df
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, TypeAdapter
 
-from functions.http_common import QueryParams, Reply, Request, api, next_link, to_json
-from shared.domain.errors import Conflict
-from shared.domain.models import AuditEventPublic, CheckpointPublic, EscalationResolve, TaskPublic
-from shared.domain.states import TaskStatus, TeamStatus
-from shared.orchestration_names import EVENT_ESCALATION_RESOLVED, EVENT_RETRY
+from functions.http_common import QueryParams, Reply, Request, api, next_link
+from shared.domain.models import AuditEventPublic, CheckpointPublic, TaskPublic
+from shared.domain.states import TaskStatus
 
 bp = df.Blueprint()
+_TASKS: TypeAdapter[Sequence[TaskPublic]] = TypeAdapter(Sequence[TaskPublic])
 
 
 class TaskListQuery(QueryParams):
@@ -40,7 +40,7 @@ async def tasks_list(request: Request, query: TaskListQuery) -> Reply:
             request.user.company_id, status=query.status, team_id=query.team_id, limit=query.limit,
             cursor=query.cursor,
         )
-        return (page.next_cursor or "").encode() + b"\n" + to_json(page.items)
+        return (page.next_cursor or "").encode() + b"\n" + _TASKS.dump_json(page.items)
 
     # Every task change writes audit in its transaction, which bumps the company's cache generation.
     key = f"tasks:{query.status}:{query.team_id}:{query.limit}:{query.cursor}"
@@ -63,30 +63,12 @@ async def tasks_history(request: Request, _: None) -> list[AuditEventPublic]:
 @api(bp, "GET", "/api/tasks/{task_id}/checkpoints", summary="The task's checkpoints by step", tag="tasks",
      response=list[CheckpointPublic])
 async def tasks_checkpoints(request: Request, _: None) -> list[CheckpointPublic]:
-    task_id = request.route_uuid("task_id")
-    await request.ctx.services.tasks.get_row(task_id, company_id=request.user.company_id)
-    return await request.ctx.services.checkpoints.list(task_id)
+    task = await request.ctx.services.tasks.get(request.route_uuid("task_id"), company_id=request.user.company_id)
+    return list(await request.ctx.services.checkpoints.list(task.id))
 
 
 @api(bp, "POST", "/api/tasks/{task_id}/retry", summary="Run a failed or escalated task again from its latest "
      "checkpoint", tag="tasks", response=RetryResponse, status=202, durable_client=True)
-async def tasks_retry(request: Request, _: None) -> Reply:
-    services = request.ctx.services
-    task = await services.tasks.get(request.route_uuid("task_id"), company_id=request.user.company_id)
-    if task.status == TaskStatus.ESCALATED:
-        waiting = await services.escalations.list(request.user.company_id, status="open", task_id=task.id)
-        if not waiting:
-            raise Conflict("the task is escalated but has no open escalation")
-        escalation = waiting[0]
-        decision = EscalationResolve(action="retry", note="retried from the task")
-        resolved, instance_id = await services.escalations.resolve(request.user, escalation.id, decision)
-        if instance_id:
-            await request.client.raise_event(instance_id, EVENT_ESCALATION_RESOLVED, resolved.model_dump(mode="json"))
-        return Reply(RetryResponse(id=task.id, status=task.status), status=202)
-    if task.status != TaskStatus.FAILED:
-        raise Conflict(f"only a failed or escalated task can be retried (this one is {task.status.value})")
-    scope = await services.teams.get_scope(task.team_id)
-    if scope["status"] not in (TeamStatus.ACTIVE.value, TeamStatus.PAUSED.value) or not scope["instance_id"]:
-        raise Conflict(f"the team is {scope['status']}: only a running team can retry a task")
-    await request.client.raise_event(scope["instance_id"], EVENT_RETRY, {"task_id": str(task.id)})
-    return Reply(RetryResponse(id=task.id, status=task.status), status=202)
+async def tasks_retry(request: Request, _: None) -> RetryResponse:
+    task = await request.ctx.services.control.retry_task(request.user, request.route_uuid("task_id"), request.client)
+    return RetryResponse(id=task.id, status=task.status)

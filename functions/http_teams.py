@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
 import azure.durable_functions as df
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, TypeAdapter, field_validator
 
-from functions.http_common import QueryParams, Reply, Request, api, next_link, to_json
-from shared.domain.errors import Conflict, DependencyDown
+from functions.http_common import QueryParams, Reply, Request, api, next_link
 from shared.domain.models import (
     MessagePublic,
     PlanApproval,
@@ -24,10 +21,9 @@ from shared.domain.models import (
     TeamPublic,
 )
 from shared.domain.states import TaskStatus, TeamStatus
-from shared.orchestration_names import TEAM_ORCHESTRATOR, team_instance_id, team_orchestration_input
 
-log = logging.getLogger(__name__)
 bp = df.Blueprint()
+_TASKS: TypeAdapter[Sequence[TaskPublic]] = TypeAdapter(Sequence[TaskPublic])
 
 
 class TeamListQuery(QueryParams):
@@ -91,11 +87,7 @@ async def teams_list(request: Request, query: TeamListQuery) -> Reply:
 @api(bp, "POST", "/api/teams", summary="Create a team for a goal", tag="teams", body=TeamCreate,
      response=TeamPublic, status=201, durable_client=True)
 async def teams_create(request: Request, body: TeamCreate) -> Reply:
-    team = await request.ctx.services.teams.create(request.user, body)
-    if body.auto_start:
-        await _start(request, team.id)
-        team = await request.ctx.services.teams.get(request.user.company_id, team.id)
-    return Reply(team, status=201)
+    return Reply(await request.ctx.services.control.create(request.user, body, request.client), status=201)
 
 
 @api(bp, "GET", "/api/teams/{team_id}", summary="A team with members, tasks and cost totals", tag="teams",
@@ -110,97 +102,40 @@ async def teams_get(request: Request, _: None) -> Reply:
     return Reply(raw_json=await request.ctx.cache.get_or_load(request.user.company_id, f"team:{team_id}", load))
 
 
-async def _start_orchestration(request: Request, instance_id: str, team_id: UUID, attempts: int = 3) -> None:
-    """Start the team's orchestration; a busy or briefly unreachable Durable endpoint gets two more tries."""
-    for attempt in range(1, attempts + 1):
-        try:
-            await request.client.start_new(TEAM_ORCHESTRATOR, instance_id, team_orchestration_input(team_id))
-            return
-        except Exception as exc:
-            if attempt == attempts:
-                raise
-            try:
-                status = await request.client.get_status(instance_id)
-            except Exception:
-                status = None
-            if status and status.runtime_status is not None:
-                return  # an earlier try did start it; only its answer was lost
-            log.warning("starting %s failed (attempt %d): %s", instance_id, attempt, exc)
-            await asyncio.sleep(0.2 * attempt)
-
-
-async def _start(request: Request, team_id: UUID) -> StartResponse:
-    instance_id = team_instance_id(team_id)
-    row = await request.ctx.services.teams.start(
-        team_id, request.user.actor, company_id=request.user.company_id, instance_id=instance_id
-    )
-    try:
-        await _start_orchestration(request, instance_id, team_id)
-    except Exception as exc:
-        log.exception("could not start the orchestration of team %s", team_id)
-        await request.ctx.services.teams.fail(team_id, request.user.actor, reason="the orchestration could not start")
-        raise DependencyDown("the orchestration service is not available; the team was marked failed") from exc
-    return StartResponse(id=team_id, status=TeamStatus(row["status"]), instance_id=instance_id)
-
-
 @api(bp, "POST", "/api/teams/{team_id}/start", summary="Start planning and running the team", tag="teams",
      response=StartResponse, status=202, durable_client=True)
-async def teams_start(request: Request, _: None) -> Reply:
-    return Reply(await _start(request, request.route_uuid("team_id")), status=202)
-
-
-async def _signal(request: Request, team_id: UUID, event: str, data: dict[str, Any] | None = None) -> None:
-    """Tell the running orchestration; a team without one (never started, or finished) needs no signal."""
-    scope = await request.ctx.services.teams.get_scope(team_id)
-    if not scope["instance_id"]:
-        return
-    try:
-        await request.client.raise_event(scope["instance_id"], event, data or {})
-    except Exception as exc:
-        log.warning("could not signal %s to %s: %s", event, scope["instance_id"], exc)
+async def teams_start(request: Request, _: None) -> StartResponse:
+    moved = await request.ctx.services.control.start(request.user, request.route_uuid("team_id"), request.client)
+    return StartResponse(id=moved.id, status=moved.status, instance_id=moved.instance_id)
 
 
 @api(bp, "POST", "/api/teams/{team_id}/pause", summary="Pause an active team", tag="teams",
      response=ActionResponse, status=202, durable_client=True)
-async def teams_pause(request: Request, _: None) -> Reply:
-    team_id = request.route_uuid("team_id")
-    row = await request.ctx.services.teams.pause(team_id, request.user.actor, company_id=request.user.company_id)
-    await _signal(request, team_id, "pause")
-    return Reply(ActionResponse(id=team_id, status=row["status"], version=row["version"]), status=202)
+async def teams_pause(request: Request, _: None) -> ActionResponse:
+    moved = await request.ctx.services.control.pause(request.user, request.route_uuid("team_id"), request.client)
+    return ActionResponse(id=moved.id, status=moved.status, version=moved.version)
 
 
 @api(bp, "POST", "/api/teams/{team_id}/resume", summary="Resume a paused team", tag="teams",
      response=ActionResponse, status=202, durable_client=True)
-async def teams_resume(request: Request, _: None) -> Reply:
-    team_id = request.route_uuid("team_id")
-    row = await request.ctx.services.teams.resume(team_id, request.user.actor, company_id=request.user.company_id)
-    await _signal(request, team_id, "resume")
-    return Reply(ActionResponse(id=team_id, status=row["status"], version=row["version"]), status=202)
+async def teams_resume(request: Request, _: None) -> ActionResponse:
+    moved = await request.ctx.services.control.resume(request.user, request.route_uuid("team_id"), request.client)
+    return ActionResponse(id=moved.id, status=moved.status, version=moved.version)
 
 
 @api(bp, "POST", "/api/teams/{team_id}/cancel", summary="Cancel a team for good", tag="teams",
      response=ActionResponse, status=202, durable_client=True)
-async def teams_cancel(request: Request, _: None) -> Reply:
-    team_id = request.route_uuid("team_id")
-    row = await request.ctx.services.teams.cancel(team_id, request.user.actor, company_id=request.user.company_id)
-    await _signal(request, team_id, "cancel")
-    return Reply(ActionResponse(id=team_id, status=row["status"], version=row["version"]), status=202)
+async def teams_cancel(request: Request, _: None) -> ActionResponse:
+    moved = await request.ctx.services.control.cancel(request.user, request.route_uuid("team_id"), request.client)
+    return ActionResponse(id=moved.id, status=moved.status, version=moved.version)
 
 
 @api(bp, "POST", "/api/teams/{team_id}/plan/approve", summary="Approve (optionally edit) the plan", tag="teams",
      body=PlanApproval, response=ActionResponse, status=202, durable_client=True)
-async def teams_plan_approve(request: Request, body: PlanApproval) -> Reply:
-    team_id = request.route_uuid("team_id")
-    services = request.ctx.services
-    scope = await services.teams.require_awaiting_plan(request.user.company_id, team_id)
-    if body.tasks is not None:
-        await services.tasks.create_plan(team_id, body.tasks, request.user.actor, replace_pending=True)
-    await services.teams.set_awaiting_plan_approval(team_id, False, request.user.actor)
-    if not scope["instance_id"]:
-        raise Conflict("the team has no running orchestration")
-    await request.client.raise_event(scope["instance_id"], "plan_approved",
-                                     {"edited": body.tasks is not None, "by": str(request.user.user_id)})
-    return Reply(ActionResponse(id=team_id, status=scope["status"], version=scope["version"]), status=202)
+async def teams_plan_approve(request: Request, body: PlanApproval) -> ActionResponse:
+    scope = await request.ctx.services.control.approve_plan(request.user, request.route_uuid("team_id"), body.tasks,
+                                                            request.client)
+    return ActionResponse(id=scope.id, status=scope.status, version=scope.version)
 
 
 async def _owned(request: Request) -> UUID:
@@ -216,7 +151,7 @@ async def teams_tasks(request: Request, query: TaskFilterQuery) -> Reply:
 
     async def load() -> bytes:
         await _owned(request)
-        return to_json(await request.ctx.services.tasks.list_for_team(team_id, status=query.status))
+        return _TASKS.dump_json(await request.ctx.services.tasks.list_for_team(team_id, status=query.status))
 
     key = f"team-tasks:{team_id}:{query.status}"
     return Reply(raw_json=await request.ctx.cache.get_or_load(request.user.company_id, key, load))

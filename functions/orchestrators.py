@@ -1,8 +1,13 @@
 """Team and task orchestrators: the story of a run, told deterministically.
 
 No I/O, no clock but `context.current_utc_datetime`, no randomness: everything with side effects is an
-activity (functions/activities.py). Failures go through the pure `FailureHandler`; retries wait on
-durable timers, so a crash or a restart mid-backoff loses nothing.
+activity (functions/activities.py), and every activity call goes through `call`, which applies the
+pure `FailureHandler` (retries wait on durable timers, at least the provider's `Retry-After`), so a
+crash or a restart mid-backoff loses nothing and one transient error never fails a team.
+
+External events arrive at least once (they are sent from an outbox, shared/services/signals.py), so
+every wait checks what an event is about (the escalation id) and the database stays the truth the
+orchestrators re-read after waking.
 """
 
 from __future__ import annotations
@@ -14,17 +19,9 @@ from typing import Any
 
 import azure.durable_functions as df
 
-from shared.domain.failures import Escalate, FailureHandler, FailureType, Retry, parse_failure_type
-from shared.orchestration_names import (
-    EVENT_CANCEL,
-    EVENT_ESCALATION_RESOLVED,
-    EVENT_PAUSE,
-    EVENT_PLAN_APPROVED,
-    EVENT_RESUME,
-    EVENT_RETRY,
-    TASK_ORCHESTRATOR,
-    TEAM_ORCHESTRATOR,
-)
+from shared.domain.failures import Escalate, FailureHandler, FailureType, Retry, parse_failure
+from shared.domain.planning import ready_tasks
+from shared.orchestration_names import TASK_ORCHESTRATOR, TEAM_ORCHESTRATOR, Activity, Event, TaskResult, Verdict
 
 bp = df.Blueprint()
 HANDLER = FailureHandler()
@@ -51,21 +48,23 @@ def _payload(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {"value": value}
 
 
-def call(context: df.DurableOrchestrationContext, activity: str, payload: dict[str, Any]) -> Story:
+def call(context: df.DurableOrchestrationContext, activity: Activity, payload: dict[str, Any]) -> Story:
     """Call an activity; retry per the failure policy on durable timers; raise StepFailed when done trying."""
     attempt = 1
     while True:
         try:
-            return (yield context.call_activity(activity, payload))
+            return (yield context.call_activity(activity.value, payload))
         except Exception as exc:
-            failure_type = parse_failure_type(str(exc))
-            decision = HANDLER.decide(failure_type, attempt, seed=f"{context.instance_id}:{activity}")
+            failure_type, retry_after = parse_failure(str(exc))
+            decision = HANDLER.decide(failure_type, attempt, seed=f"{context.instance_id}:{activity.value}",
+                                      retry_after=retry_after)
             if isinstance(decision, Retry):
-                context.set_custom_status({"retrying": activity, "attempt": attempt, "failure": failure_type.value})
+                context.set_custom_status({"retrying": activity.value, "attempt": attempt,
+                                           "failure": failure_type.value, "delay_seconds": decision.delay})
                 yield context.create_timer(context.current_utc_datetime + timedelta(seconds=decision.delay))
                 attempt += 1
                 continue
-            reason = f"{activity}: {_reason(exc)}"
+            reason = f"{activity.value}: {_reason(exc)}"
             raise StepFailed(failure_type, reason, isinstance(decision, Escalate)) from exc
 
 
@@ -74,16 +73,24 @@ def _reason(exc: Exception) -> str:
     return text[:500]
 
 
-def wait_for_any(context: df.DurableOrchestrationContext, hours: float, *events: str) -> Story:
-    """Wait for the first of `events` or a timeout; return (event name or None, payload)."""
-    waiters = {name: context.wait_for_external_event(name) for name in events}
-    timer = context.create_timer(context.current_utc_datetime + timedelta(hours=hours))
-    winner = yield context.task_any([*waiters.values(), timer])
-    if winner is timer:
-        return None, {}
-    timer.cancel()
-    name = next(n for n, w in waiters.items() if w is winner)
-    return name, _payload(winner.result)
+def wait_for_decision(context: df.DurableOrchestrationContext, hours: float, escalation_id: str,
+                      cancel: Any = None) -> Story:
+    """Wait for the resolution of escalation `escalation_id` (a repeated or stale resolution of another
+    escalation is skipped); the decision, `{"cancelled": True}` when `cancel` fired first, or None when
+    the time ran out."""
+    deadline = context.current_utc_datetime + timedelta(hours=hours)
+    while True:
+        resolved = context.wait_for_external_event(Event.ESCALATION_RESOLVED.value)
+        timer = context.create_timer(deadline)
+        winner = yield context.task_any([resolved, timer] + ([cancel] if cancel is not None else []))
+        if winner is timer:
+            return None
+        timer.cancel()
+        if winner is cancel:
+            return {"cancelled": True}
+        decision = _payload(winner.result)
+        if str(decision.get("escalation_id", escalation_id)) == escalation_id:
+            return decision
 
 
 # --- task -------------------------------------------------------------------------------------------
@@ -93,29 +100,29 @@ def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
     """assign → start → execute → review → approve, or revise up to max_revisions → escalate."""
     data = _payload(context.get_input())
     task = {"task_id": data["task_id"]}
-    escalation_hours = float(data.get("escalation_timeout_hours", 24))
+    hours = float(data.get("escalation_timeout_hours", 24))
     try:
-        yield from call(context, "assign_task", task)
-        yield from call(context, "start_task", task)
+        yield from call(context, Activity.ASSIGN_TASK, task)
+        yield from call(context, Activity.START_TASK, task)
     except StepFailed as failure:
-        return (yield from _after_failure(context, task, failure, escalation_hours))
+        return (yield from _after_failure(context, task, failure, hours))
     while True:
         try:
             result = yield from _work_and_review(context, task)
         except StepFailed as failure:
             if failure.failure_type is FailureType.BUDGET_EXCEEDED:
-                return {"status": "budget_exceeded", "task_id": task["task_id"]}
-            outcome = yield from _after_failure(context, task, failure, escalation_hours)
+                return {"status": TaskResult.BUDGET_EXCEEDED.value, "task_id": task["task_id"]}
+            outcome = yield from _after_failure(context, task, failure, hours)
             if outcome["status"] != "retry":
                 return outcome
             continue
-        if result["verdict"] == "approve":
-            return {"status": "completed", "task_id": task["task_id"]}
-        if result["verdict"] == "stopped":
-            return {"status": result.get("status", "failed"), "task_id": task["task_id"]}
+        if result["verdict"] == Verdict.APPROVE:
+            return {"status": TaskResult.COMPLETED.value, "task_id": task["task_id"]}
+        if result["verdict"] == Verdict.STOPPED:
+            return {"status": result.get("status", TaskResult.FAILED.value), "task_id": task["task_id"]}
         # revisions exhausted: a human decides
         outcome = yield from _escalate(context, task, result.get("reason", "review not passed"),
-                                       FailureType.INVALID_OUTPUT.value, escalation_hours)
+                                       FailureType.INVALID_OUTPUT.value, hours)
         if outcome["status"] != "retry":
             return outcome
 
@@ -123,37 +130,37 @@ def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
 def _work_and_review(context: df.DurableOrchestrationContext, task: dict[str, Any]) -> Story:
     """Execute and review until approved, a revision round is needed, or revisions run out."""
     while True:
-        executed = yield from call(context, "execute_task", task)
+        executed = yield from call(context, Activity.EXECUTE_TASK, task)
         if executed["status"] not in ("in_progress", "review"):
-            return {"verdict": "stopped", "status": executed["status"]}
-        yield from call(context, "submit_task", {**task, "output": executed["output"]})
-        review = yield from call(context, "review_task", task)
-        if review["verdict"] != "revise":
+            return {"verdict": Verdict.STOPPED.value, "status": executed["status"]}
+        yield from call(context, Activity.SUBMIT_TASK, {**task, "output": executed["output"]})
+        review = yield from call(context, Activity.REVIEW_TASK, task)
+        if review["verdict"] != Verdict.REVISE:
             return review
         context.set_custom_status({"revision_requested": review.get("feedback", "")[:200]})
-        yield from call(context, "start_task", task)
+        yield from call(context, Activity.START_TASK, task)
 
 
 def _after_failure(context: df.DurableOrchestrationContext, task: dict[str, Any], failure: StepFailed,
                    hours: float) -> Story:
     if failure.escalate:
         return (yield from _escalate(context, task, failure.reason, failure.failure_type.value, hours))
-    yield from call(context, "fail_task", {**task, "reason": failure.reason})
-    return {"status": "failed", "task_id": task["task_id"], "reason": failure.reason}
+    yield from call(context, Activity.FAIL_TASK, {**task, "reason": failure.reason})
+    return {"status": TaskResult.FAILED.value, "task_id": task["task_id"], "reason": failure.reason}
 
 
 def _escalate(context: df.DurableOrchestrationContext, task: dict[str, Any], reason: str, failure_type: str,
               hours: float) -> Story:
     """Open an escalation and wait for a human; a timeout fails the task."""
-    yield context.call_activity("escalate_task", {**task, "reason": reason, "failure_type": failure_type,
-                                                  "instance_id": context.instance_id})
+    escalation_id = yield from call(context, Activity.ESCALATE_TASK, {
+        **task, "reason": reason, "failure_type": failure_type, "instance_id": context.instance_id})
     context.set_custom_status({"escalated": reason[:200]})
-    event, decision = yield from wait_for_any(context, hours, EVENT_ESCALATION_RESOLVED)
-    if event is None:
-        yield context.call_activity("fail_task", {**task, "reason": "escalation not resolved in time"})
-        return {"status": "failed", "task_id": task["task_id"], "reason": "escalation timed out"}
+    decision = yield from wait_for_decision(context, hours, str(escalation_id))
+    if decision is None:
+        yield from call(context, Activity.FAIL_TASK, {**task, "reason": "escalation not resolved in time"})
+        return {"status": TaskResult.FAILED.value, "task_id": task["task_id"], "reason": "escalation timed out"}
     action = str(decision.get("action", "fail"))
-    status = yield context.call_activity("apply_escalation_decision", {
+    status = yield from call(context, Activity.APPLY_ESCALATION_DECISION, {
         **task, "action": action, "note": decision.get("note"), "input": decision.get("input")})
     context.set_custom_status({"escalation_resolved": action})
     if status == "in_progress":
@@ -171,20 +178,12 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
     settings = data.get("settings") or {}
     max_parallel = int(settings.get("max_parallel", 3))
     hours = float(settings.get("escalation_timeout_hours", 24))
-    try:
-        plan = yield from call(context, "plan_team", team)
-    except StepFailed as failure:
-        yield context.call_activity("fail_team", {**team, "reason": f"planning failed: {failure.reason}"})
-        return {"status": "failed", "reason": failure.reason}
-    if plan["awaiting_approval"]:
-        context.set_custom_status({"awaiting_plan_approval": True})
-        event, _ = yield from wait_for_any(context, hours, EVENT_PLAN_APPROVED, EVENT_CANCEL)
-        if event != EVENT_PLAN_APPROVED:
-            if event is None:
-                yield context.call_activity("fail_team", {**team, "reason": "plan not approved in time"})
-            return {"status": "cancelled" if event else "failed"}
-        plan = yield context.call_activity("load_plan", team)
-    status = yield context.call_activity("activate_team", team)
+    control = {name: context.wait_for_external_event(name.value) for name in (Event.PAUSE, Event.CANCEL, Event.RETRY)}
+
+    plan = yield from _plan(context, team, hours, control[Event.CANCEL])
+    if "status" in plan:
+        return plan
+    status = yield from call(context, Activity.ACTIVATE_TEAM, team)
     if status != "active":
         return {"status": status}
 
@@ -193,100 +192,155 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
     failed: set[str] = set()
     running: dict[str, Any] = {}
     attempts: dict[str, int] = {}
-    control = {name: context.wait_for_external_event(name) for name in (EVENT_PAUSE, EVENT_CANCEL, EVENT_RETRY)}
+    over_budget = False
 
     while True:
         context.set_custom_status({"done": len(done), "running": len(running), "failed": len(failed),
                                    "total": len(dependencies)})
-        ready = [tid for tid, deps in dependencies.items()
-                 if tid not in done and tid not in failed and tid not in running and all(d in done for d in deps)]
-        for task_id in ready[: max(0, max_parallel - len(running))]:
-            attempts[task_id] = attempts.get(task_id, 0) + 1
-            running[task_id] = context.call_sub_orchestrator(
-                TASK_ORCHESTRATOR, {"task_id": task_id, "escalation_timeout_hours": hours},
-                f"{context.instance_id}:task:{task_id}:{attempts[task_id]}")
-        if not running:
+        if not over_budget:
+            ready = ready_tasks(dependencies, done, excluded=failed | set(running))
+            for task_id in ready[: max(0, max_parallel - len(running))]:
+                attempts[task_id] = attempts.get(task_id, 0) + 1
+                running[task_id] = context.call_sub_orchestrator(
+                    TASK_ORCHESTRATOR, {"task_id": task_id, "escalation_timeout_hours": hours},
+                    f"{context.instance_id}:task:{task_id}:{attempts[task_id]}")
+        if not running and not over_budget:
             if len(done) == len(dependencies):
                 break
             # Some tasks failed and nothing else can run: wait for a retry or give up.
             context.set_custom_status({"blocked_by_failed_tasks": sorted(failed)})
             timer = context.create_timer(context.current_utc_datetime + timedelta(hours=hours))
-            winner = yield context.task_any([control[EVENT_RETRY], control[EVENT_CANCEL], timer])
+            winner = yield context.task_any([control[Event.RETRY], control[Event.CANCEL], timer])
             if winner is timer:
-                yield context.call_activity("fail_team", {**team, "reason": "failed tasks were not retried"})
+                yield from call(context, Activity.FAIL_TEAM, {**team, "reason": "failed tasks were not retried"})
                 return {"status": "failed", "failed_tasks": sorted(failed)}
             timer.cancel()
-            if winner is control[EVENT_CANCEL]:
+            if winner is control[Event.CANCEL]:
                 return {"status": "cancelled", "failed_tasks": sorted(failed)}
-            control[EVENT_RETRY] = context.wait_for_external_event(EVENT_RETRY)
+            control[Event.RETRY] = context.wait_for_external_event(Event.RETRY.value)
             yield from _retry(context, _payload(winner.result), failed)
             continue
 
-        winner = yield context.task_any([*running.values(), *control.values()])
-        if winner is control[EVENT_CANCEL]:
-            return {"status": "cancelled"}
-        if winner is control[EVENT_RETRY]:
-            control[EVENT_RETRY] = context.wait_for_external_event(EVENT_RETRY)
-            yield from _retry(context, _payload(winner.result), failed)
-            continue
-        if winner is control[EVENT_PAUSE]:
-            control[EVENT_PAUSE] = context.wait_for_external_event(EVENT_PAUSE)
-        else:
-            task_id = next(tid for tid, t in running.items() if t is winner)
-            del running[task_id]
-            outcome = winner.result if isinstance(winner.result, dict) else {"status": "failed"}
-            if outcome.get("status") == "completed":
-                done.add(task_id)
-            elif outcome.get("status") != "budget_exceeded":
-                failed.add(task_id)
-        state = yield context.call_activity("team_status", team)
+        if running:
+            winner = yield context.task_any([*running.values(), *control.values()])
+            if winner is control[Event.CANCEL]:
+                return {"status": "cancelled"}
+            if winner is control[Event.RETRY]:
+                control[Event.RETRY] = context.wait_for_external_event(Event.RETRY.value)
+                yield from _retry(context, _payload(winner.result), failed)
+                continue
+            if winner is control[Event.PAUSE]:
+                control[Event.PAUSE] = context.wait_for_external_event(Event.PAUSE.value)
+            else:
+                task_id = next(tid for tid, t in running.items() if t is winner)
+                del running[task_id]
+                outcome = winner.result if isinstance(winner.result, dict) else {"status": TaskResult.FAILED.value}
+                if outcome.get("status") == TaskResult.COMPLETED:
+                    done.add(task_id)
+                elif outcome.get("status") == TaskResult.BUDGET_EXCEEDED:
+                    over_budget = True  # it runs again, from its checkpoint, once the budget allows
+                else:
+                    failed.add(task_id)
+            if over_budget and running:
+                continue  # let the tasks already running reach their own next call first
+        state = yield from call(context, Activity.TEAM_STATUS, team)
         if state["status"] in ("cancelled", "failed", "completed"):
             return {"status": state["status"]}
-        if state["budget_exceeded"] and state["status"] == "active":
-            yield context.call_activity("pause_for_budget", {**team, "instance_id": context.instance_id})
-            state = {**state, "status": "paused", "budget": True}
+        budget = over_budget or bool(state["budget_exceeded"])
+        if budget and state["status"] == "active":
+            paused = yield from call(context, Activity.PAUSE_FOR_BUDGET, {**team, "instance_id": context.instance_id})
+            state = {**state, "status": paused["status"], "escalation_id": paused.get("escalation_id")}
         if state["status"] == "paused":
-            outcome = yield from _paused(context, team, hours, state.get("budget", False), control[EVENT_CANCEL])
+            outcome = yield from _paused(context, team, hours, state.get("escalation_id") if budget else None,
+                                         control[Event.CANCEL])
             if outcome is not None:
                 return outcome
+            over_budget = False
 
-    result = yield context.call_activity("summarize_team", team)
+    result = yield from call(context, Activity.SUMMARIZE_TEAM, team)
     return {"status": result}
+
+
+def _plan(context: df.DurableOrchestrationContext, team: dict[str, Any], hours: float, cancel: Any) -> Story:
+    """The plan (waiting for its approval when asked), or `{"status": ...}` when the team ends here."""
+    while True:
+        try:
+            plan = yield from call(context, Activity.PLAN_TEAM, team)
+            break
+        except StepFailed as failure:
+            if failure.failure_type is not FailureType.BUDGET_EXCEEDED:
+                yield from call(context, Activity.FAIL_TEAM, {**team, "reason": f"planning failed: {failure.reason}"})
+                return {"status": "failed", "reason": failure.reason}
+        # The plan call does not fit the budget: a budget escalation (the team stays in planning), a
+        # human's decision, then plan again.
+        held = yield from call(context, Activity.PAUSE_FOR_BUDGET, {**team, "instance_id": context.instance_id})
+        if held["status"] != "planning":
+            return {"status": held["status"]}
+        decision = yield from wait_for_decision(context, hours, str(held["escalation_id"]), cancel)
+        if decision is None:
+            yield from call(context, Activity.FAIL_TEAM, {**team, "reason": "the budget escalation was not resolved"})
+            return {"status": "failed"}
+        if decision.get("cancelled"):
+            return {"status": "cancelled"}
+        status = yield from call(context, Activity.APPLY_BUDGET_DECISION, {
+            **team, "action": decision.get("action", "retry"), "input": decision.get("input")})
+        if status != "planning":
+            return {"status": status}
+    if plan["awaiting_approval"]:
+        context.set_custom_status({"awaiting_plan_approval": True})
+        approved = context.wait_for_external_event(Event.PLAN_APPROVED.value)
+        timer = context.create_timer(context.current_utc_datetime + timedelta(hours=hours))
+        winner = yield context.task_any([approved, cancel, timer])
+        if winner is timer:
+            yield from call(context, Activity.FAIL_TEAM, {**team, "reason": "plan not approved in time"})
+            return {"status": "failed"}
+        timer.cancel()
+        if winner is cancel:
+            return {"status": "cancelled"}
+        plan = yield from call(context, Activity.LOAD_PLAN, team)
+    return plan
 
 
 def _retry(context: df.DurableOrchestrationContext, payload: dict[str, Any], failed: set[str]) -> Story:
     task_id = str(payload.get("task_id", ""))
     if task_id in failed:
-        status = yield context.call_activity("reopen_task", {"task_id": task_id})
+        status = yield from call(context, Activity.REOPEN_TASK, {"task_id": task_id})
         if status == "in_progress":
             failed.discard(task_id)
 
 
-def _paused(context: df.DurableOrchestrationContext, team: dict[str, Any], hours: float, budget: bool,
-            cancel: Any) -> Story:
-    """Wait while paused (by a user, or by the budget with an escalation); None means carry on."""
+def _paused(context: df.DurableOrchestrationContext, team: dict[str, Any], hours: float,
+            escalation_id: str | None, cancel: Any) -> Story:
+    """Wait while paused (by a user, or by the budget with escalation `escalation_id`); None means
+    carry on. A budget decision that leaves the team paused (a budget below what is spent) opens a
+    new budget escalation."""
     while True:
-        context.set_custom_status({"paused": True, "budget": budget})
-        resume = context.wait_for_external_event(EVENT_RESUME)
-        resolved = context.wait_for_external_event(EVENT_ESCALATION_RESOLVED)
+        context.set_custom_status({"paused": True, "budget": escalation_id is not None})
+        resume = context.wait_for_external_event(Event.RESUME.value)
+        resolved = context.wait_for_external_event(Event.ESCALATION_RESOLVED.value)
         timer = context.create_timer(context.current_utc_datetime + timedelta(hours=hours))
         winner = yield context.task_any([resume, resolved, cancel, timer])
         if winner is timer:
-            yield context.call_activity("fail_team", {**team, "reason": "paused for too long"})
+            yield from call(context, Activity.FAIL_TEAM, {**team, "reason": "paused for too long"})
             return {"status": "failed", "reason": "paused for too long"}
         timer.cancel()
         if winner is cancel:
             return {"status": "cancelled"}
+        decided = False
         if winner is resolved:
             payload = _payload(winner.result)
-            yield context.call_activity("apply_budget_decision", {
-                **team, "action": payload.get("action", "retry"), "input": payload.get("input")})
-        state = yield context.call_activity("team_status", team)
+            if escalation_id is not None and str(payload.get("escalation_id", escalation_id)) == escalation_id:
+                yield from call(context, Activity.APPLY_BUDGET_DECISION, {
+                    **team, "action": payload.get("action", "retry"), "input": payload.get("input")})
+                decided = True
+        state = yield from call(context, Activity.TEAM_STATUS, team)
         if state["status"] == "active":
             return None
         if state["status"] != "paused":
             return {"status": state["status"]}
-
+        if decided:
+            again = yield from call(context, Activity.PAUSE_FOR_BUDGET, {**team, "instance_id": context.instance_id})
+            escalation_id = again.get("escalation_id") or escalation_id
 
 
 # Registered without rebinding the names, so tests can drive the plain generator functions.

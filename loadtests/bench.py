@@ -220,7 +220,7 @@ async def run_side_phases(b: Bench, phases: set[str]) -> None:
 
 
 async def _micro(b: Bench) -> None:
-    code, out = await run_command([sys.executable, "-m", "devhost.durable.bench", "--steps",
+    code, out = await run_command([sys.executable, "-m", "loadtests.bench_durable", "--steps",
                                    str(b.budget.durable_steps)], seconds=120)
     rate = re.search(r"activity calls/s end to end\s*:\s*([\d.]+)", out)
     overhead = re.search(r"per-step overhead, unloaded\s*:\s*median\s*([\d.]+) ms", out)
@@ -230,7 +230,7 @@ async def _micro(b: Bench) -> None:
         b.rows.append(Row("durable backend, 50 orchestrations", "per-step overhead, median ms",
                           value=overhead.group(1), target="< 10", met=float(overhead.group(1)) < 10))
     else:
-        b.extra.append(f"`devhost.durable.bench` exit {code}:\n\n```\n{out[-1500:]}\n```")
+        b.extra.append(f"`loadtests.bench_durable` exit {code}:\n\n```\n{out[-1500:]}\n```")
     code, out = await run_command([sys.executable, "-m", "devhost.bench_http", "--select",
                                    ADMIN_URL, "--seconds", "3"], seconds=90)
     found = {k: float(v) for k, v in re.findall(r"^\s+(bare|devhost|ratio)\s+([\d.]+)", out, re.M)}

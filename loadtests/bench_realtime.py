@@ -36,7 +36,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from shared.config import Settings
 from shared.db.database import Database, make_pool
 from shared.db.migrate import migrate
-from shared.domain.models import Actor, Principal, RegisterRequest, TeamCreate
+from shared.domain.models import Principal, RegisterRequest, TeamCreate
 from shared.realtime import attach_realtime, team_group
 from shared.services import Services
 
@@ -167,8 +167,7 @@ async def run(*, clients: int, teams: int, rounds: int, interval: float, admin_u
             for round_index in range(rounds):
                 slot = begin + round_index * interval + index * interval / teams
                 await asyncio.sleep(max(0.0, slot - time.monotonic()))
-                message = await services.messages.post(team_id=team_id, sender="bench", content=f"round {round_index}",
-                                                       actor=Actor.system())
+                message = await services.messages.post(team_id=team_id, sender="bench", content=f"round {round_index}")
                 tally.committed_ns[str(message.id)] = time.monotonic_ns()
                 committed[0] += 1
 

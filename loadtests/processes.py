@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from loadtests.accounts import PASSWORD, user_email
+
 REPO = Path(__file__).resolve().parents[1]
 _API_LINE = re.compile(r"API\s+(http://\S+?)/api\s*$")
 
@@ -41,8 +43,11 @@ class Devhost:
         return rss_mib(self.pid)
 
     async def health_details(self) -> dict[str, Any]:
-        async with httpx.AsyncClient(timeout=10) as client:
-            response = await client.get(f"{self.base_url}/api/health")
+        """`/api/health` shows its counters only with a token: log in as the first seeded user."""
+        async with httpx.AsyncClient(base_url=self.base_url, timeout=10) as client:
+            login = await client.post("/api/auth/login", json={"email": user_email(0, 0), "password": PASSWORD})
+            login.raise_for_status()
+            response = await client.get("/api/health", headers={"Authorization": f"Bearer {login.json()['token']}"})
         details: dict[str, Any] = response.json().get("details", {})
         return details
 

@@ -6,7 +6,7 @@ import json
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KEY_VAULT_PREFIX = "@Microsoft.KeyVault("
@@ -22,7 +22,14 @@ SECRET_SETTINGS = (
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
 )
 
-_DEV_SIGNING_KEYS = '{"dev-1": "ghost-pirates-local-development-signing-key-change-me"}'
+#: The published development key: what local runs and tests sign with when JWT_SIGNING_KEYS is unset.
+#: Anyone can read it in this repository, so it is refused everywhere else (environment and Key Vault).
+DEV_SIGNING_SECRET = "ghost-pirates-local-development-signing-key-change-me"
+_DEV_SIGNING_KEYS = json.dumps({"dev-1": DEV_SIGNING_SECRET})
+#: Environments where development defaults (the published signing key, socket-peer rate limits) are allowed.
+DEVELOPMENT_ENVIRONMENTS = ("local", "test")
+#: The ≥ 32-byte rule for signing secrets (RFC 7518 §3.2: an HS256 key at least as long as the hash).
+MIN_SIGNING_SECRET_BYTES = 32
 
 
 class ConfigError(RuntimeError):
@@ -37,9 +44,16 @@ class Settings(BaseSettings):
     DB_POOL_MIN_SIZE: int = Field(default=1, ge=0, le=100)
     DB_POOL_MAX_SIZE: int = Field(default=10, ge=1, le=200)
     REDIS_URL: str | None = None
-    JWT_SIGNING_KEYS: str = _DEV_SIGNING_KEYS
+    #: Unset means the published development key, which only ENVIRONMENT=local/test accept.
+    JWT_SIGNING_KEYS: str | None = None
     JWT_ACTIVE_KID: str | None = None
-    JWT_TTL_MINUTES: int = Field(default=60 * 12, ge=1, le=60 * 24 * 30)
+    #: Access token lifetime; the dashboard renews its token while open (POST /api/auth/refresh).
+    JWT_TTL_MINUTES: int = Field(default=60, ge=1, le=60 * 24)
+    #: Renewal ends this long after the password was last typed: then the user logs in again.
+    SESSION_MAX_HOURS: float = Field(default=24, gt=0, le=24 * 30)
+    #: How long a read request may trust a cached "this user exists with this token version" (writes
+    #: always read the row). Revocation reaches other instances within this time.
+    AUTH_CACHE_SECONDS: float = Field(default=10, ge=0, le=300)
     KEY_VAULT_URL: str | None = None
     JWT_KEYS_SECRET_NAME: str = "jwt-signing-keys"
     WEBPUBSUB_CONNECTION_STRING: str | None = None
@@ -55,6 +69,12 @@ class Settings(BaseSettings):
     ESCALATION_TIMEOUT_HOURS: float = Field(default=24.0, gt=0)
     CORS_ALLOWED_ORIGINS: str = ""
     RATE_LIMIT_LOGIN_PER_MINUTE: int = Field(default=10, ge=1)
+    #: Login attempts per client address and minute; unset is 3x the per-email limit (an office
+    #: behind one NAT shares an address, so it is higher than the per-email limit).
+    RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE: int | None = Field(default=None, ge=1)
+    #: How many proxies in front of the app append to X-Forwarded-For: 0 keys rate limits on the
+    #: socket peer the host reports (devhost); 1 on the address the Functions front end appended (Azure).
+    TRUSTED_PROXY_HOPS: int = Field(default=0, ge=0, le=5)
     RATE_LIMIT_WRITES_PER_MINUTE: int = Field(default=120, ge=1)
     CACHE_TTL_SECONDS: int = Field(default=120, ge=1)
     LOG_LEVEL: str = "INFO"
@@ -75,23 +95,45 @@ class Settings(BaseSettings):
 
     @field_validator("REDIS_URL", "WEBPUBSUB_CONNECTION_STRING", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
                      "OPENAI_BASE_URL", "KEY_VAULT_URL", "APPLICATIONINSIGHTS_CONNECTION_STRING",
-                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER", mode="before")
+                     "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER",
+                     "RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
 
+    @field_validator("JWT_SIGNING_KEYS", mode="before")
+    @classmethod
+    def _blank_keys_are_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("JWT_SIGNING_KEYS")
     @classmethod
-    def _signing_keys_are_a_json_object(cls, value: str) -> str:
-        try:
-            keys = json.loads(value)
-        except json.JSONDecodeError as exc:
-            raise ValueError("JWT_SIGNING_KEYS must be a JSON object {kid: secret}") from exc
-        if not isinstance(keys, dict) or not keys or not all(
-            isinstance(k, str) and isinstance(v, str) and len(v) >= 32 for k, v in keys.items()
-        ):
-            raise ValueError("JWT_SIGNING_KEYS must map key ids to secrets of at least 32 characters")
+    def _signing_keys_are_a_json_object(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_signing_keys(value, source="JWT_SIGNING_KEYS")
         return value
+
+    @model_validator(mode="after")
+    def _no_development_defaults_outside_local(self) -> Settings:
+        if self.ENVIRONMENT in DEVELOPMENT_ENVIRONMENTS:
+            return self
+        where = f"ENVIRONMENT={self.ENVIRONMENT}"
+        if self.JWT_SIGNING_KEYS is None and not self.KEY_VAULT_URL:
+            raise ConfigError(
+                f"JWT_SIGNING_KEYS is unset ({where}): set it (or KEY_VAULT_URL) to your own keys; the"
+                " published development key is accepted only with ENVIRONMENT=local or test"
+            )
+        if self.JWT_SIGNING_KEYS is not None and DEV_SIGNING_SECRET in json.loads(self.JWT_SIGNING_KEYS).values():
+            raise ConfigError(
+                f"JWT_SIGNING_KEYS holds the published development key ({where}): anyone could forge"
+                " tokens with it; generate your own (docs/runbook.md)"
+            )
+        if self.TRUSTED_PROXY_HOPS == 0:
+            raise ConfigError(
+                f"TRUSTED_PROXY_HOPS is 0 ({where}): behind the Functions front end set it to 1, or rate"
+                " limits cannot tell clients apart (docs/security.md)"
+            )
+        return self
 
     @property
     def database_url(self) -> str:
@@ -99,11 +141,14 @@ class Settings(BaseSettings):
 
     @property
     def signing_keys(self) -> dict[str, str]:
-        keys: dict[str, str] = json.loads(self.JWT_SIGNING_KEYS)
+        """The keys of JWT_SIGNING_KEYS; unset is the development key (validation allowed it)."""
+        keys: dict[str, str] = json.loads(self.JWT_SIGNING_KEYS or _DEV_SIGNING_KEYS)
         return keys
 
     @property
-    def active_kid(self) -> str:
+    def active_kid(self) -> str | None:
+        if self.KEY_VAULT_URL:  # the vault's keys are known only at run time; TokenService checks then
+            return self.JWT_ACTIVE_KID
         keys = self.signing_keys
         if self.JWT_ACTIVE_KID:
             if self.JWT_ACTIVE_KID not in keys:
@@ -112,8 +157,30 @@ class Settings(BaseSettings):
         return sorted(keys)[-1]
 
     @property
+    def login_limit_per_address(self) -> int:
+        return self.RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE or 3 * self.RATE_LIMIT_LOGIN_PER_MINUTE
+
+    @property
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in self.CORS_ALLOWED_ORIGINS.split(",") if o.strip()]
+
+
+def check_signing_keys(raw: str, *, source: str) -> dict[str, str]:
+    """Parse `{kid: secret}`; ValueError unless every secret has at least 32 bytes (env and Key Vault alike)."""
+    try:
+        keys = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise ValueError(f"{source} must be a JSON object {{kid: secret}} ({where})") from None
+    if not isinstance(keys, dict) or not keys:
+        raise ValueError(f"{source} must be a non-empty JSON object {{kid: secret}}")
+    for kid, secret in keys.items():
+        if not kid or not isinstance(secret, str) or len(secret.encode()) < MIN_SIGNING_SECRET_BYTES:
+            raise ValueError(
+                f"{source}: key {kid!r} must map a non-empty kid to a secret of at least"
+                f" {MIN_SIGNING_SECRET_BYTES} bytes"
+            )
+    return keys
 
 
 @lru_cache(maxsize=1)
@@ -122,5 +189,9 @@ def get_settings() -> Settings:
         return Settings()
     except ConfigError:
         raise
-    except ValueError as exc:  # pydantic's ValidationError: name the settings, hide the values
-        raise ConfigError(f"invalid settings: {exc}") from None
+    except ValidationError as exc:  # name the settings and the rule, never the values (they may be secrets)
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False, include_context=False)
+        )
+        raise ConfigError(f"invalid settings: {problems}") from None

@@ -10,7 +10,6 @@ also read directly with the SDK so a rotated key applies within ``refresh_second
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -21,6 +20,8 @@ from azure.core.credentials_async import AsyncTokenCredential
 from azure.core.exceptions import AzureError
 from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
+
+from shared.config import DEV_SIGNING_SECRET, check_signing_keys
 
 __all__ = [
     "KEY_VAULT_REFERENCE_PREFIX",
@@ -65,18 +66,14 @@ def ensure_no_unresolved_references(env: Mapping[str, str]) -> None:
 
 
 def parse_signing_keys(raw: str) -> dict[str, str]:
-    """Parse the secret's JSON ``{"<kid>": "<secret>"}``; ValueError if it is anything else."""
-    try:
-        decoded: Any = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"signing keys are not valid JSON (line {exc.lineno}, column {exc.colno})") from None
-    if not isinstance(decoded, dict) or not decoded:
-        raise ValueError("signing keys must be a non-empty JSON object of kid -> secret")
-    keys: dict[str, str] = {}
-    for kid, secret in decoded.items():
-        if not isinstance(secret, str) or not kid or not secret:
-            raise ValueError(f"signing key {kid!r} must map a non-empty kid to a non-empty string")
-        keys[kid] = secret
+    """Parse the secret's JSON ``{"<kid>": "<secret>"}``; ValueError if it is anything else.
+
+    The rules are those of ``JWT_SIGNING_KEYS`` (secrets of at least 32 bytes), and the published
+    development key is refused: a vault exists only outside local runs, where it must never be used.
+    """
+    keys = check_signing_keys(raw, source="signing keys")
+    if DEV_SIGNING_SECRET in keys.values():
+        raise ValueError("signing keys hold the published development key; generate your own")
     return keys
 
 

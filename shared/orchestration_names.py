@@ -1,35 +1,73 @@
-"""Names shared by the orchestration functions and their callers (HTTP starters, activities)."""
+"""Names shared by the orchestration functions and their callers: orchestrators, activities, events,
+and the results orchestrators hand each other."""
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
 TEAM_ORCHESTRATOR = "team_orchestrator"
 TASK_ORCHESTRATOR = "task_orchestrator"
 
-#: external events a team orchestration listens for
-EVENT_PAUSE = "pause"
-EVENT_RESUME = "resume"
-EVENT_CANCEL = "cancel"
-EVENT_PLAN_APPROVED = "plan_approved"
-#: external event a task orchestration waits for while escalated
-EVENT_ESCALATION_RESOLVED = "escalation_resolved"
-EVENT_RETRY = "retry_task"
+
+class Event(StrEnum):
+    """External events the orchestrations wait for (each raised from an outbox signal)."""
+
+    PAUSE = "pause"  #: team: a user paused it
+    RESUME = "resume"  #: team: a user resumed it
+    CANCEL = "cancel"  #: team: a user cancelled it
+    PLAN_APPROVED = "plan_approved"  #: team: the plan waiting for approval was approved
+    RETRY = "retry_task"  #: team: run a failed task again
+    ESCALATION_RESOLVED = "escalation_resolved"  #: team or task: a human decided an escalation
+
+
+class Activity(StrEnum):
+    """Activity function names (functions/activities.py registers one function per member)."""
+
+    PLAN_TEAM = "plan_team"
+    LOAD_PLAN = "load_plan"
+    ACTIVATE_TEAM = "activate_team"
+    TEAM_STATUS = "team_status"
+    PAUSE_FOR_BUDGET = "pause_for_budget"
+    APPLY_BUDGET_DECISION = "apply_budget_decision"
+    SUMMARIZE_TEAM = "summarize_team"
+    FAIL_TEAM = "fail_team"
+    ASSIGN_TASK = "assign_task"
+    START_TASK = "start_task"
+    EXECUTE_TASK = "execute_task"
+    SUBMIT_TASK = "submit_task"
+    REVIEW_TASK = "review_task"
+    ESCALATE_TASK = "escalate_task"
+    APPLY_ESCALATION_DECISION = "apply_escalation_decision"
+    FAIL_TASK = "fail_task"
+    REOPEN_TASK = "reopen_task"
+
+
+class TaskResult(StrEnum):
+    """How a task orchestration ended (what the team orchestration reads)."""
+
+    COMPLETED = "completed"
+    FAILED = "failed"
+    BUDGET_EXCEEDED = "budget_exceeded"  #: a call did not fit the budget: the team pauses, the task resumes later
+    CANCELLED = "cancelled"
+
+
+class Verdict(StrEnum):
+    """The review step's answer."""
+
+    APPROVE = "approve"
+    REVISE = "revise"
+    ESCALATE = "escalate"  #: revisions exhausted
+    STOPPED = "stopped"  #: the task left review meanwhile (a human, a cancel)
 
 
 def team_instance_id(team_id: UUID | str) -> str:
     return f"team-{team_id}"
 
 
-def task_instance_id(task_id: UUID | str) -> str:
-    return f"task-{task_id}"
-
-
-def team_orchestration_input(team_id: UUID | str) -> dict[str, Any]:
+def team_orchestration_input(team_id: UUID | str, *, max_parallel: int,
+                             escalation_timeout_hours: float) -> dict[str, Any]:
     """The team orchestration's input: settings travel in it so replays never read the environment."""
-    from shared.config import get_settings
-
-    settings = get_settings()
-    return {"team_id": str(team_id), "settings": {"max_parallel": settings.TEAM_MAX_PARALLEL,
-                                                  "escalation_timeout_hours": settings.ESCALATION_TIMEOUT_HOURS}}
+    return {"team_id": str(team_id), "settings": {"max_parallel": max_parallel,
+                                                  "escalation_timeout_hours": escalation_timeout_hours}}

@@ -13,7 +13,8 @@ from shared.cache import LocalQueryCache, QueryCache, RateLimiter, RedisQueryCac
 from shared.config import Settings, get_settings
 from shared.db.database import Changes, Database, make_pool
 from shared.security import KeySource, TokenService
-from shared.services import Services
+from shared.services import OrchestrationSettings, Services
+from shared.services.sessions import SessionService
 from shared.telemetry import configure_logging, configure_telemetry
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class AppContext:
     cache: QueryCache
     limiter: RateLimiter
     tokens: TokenService
+    sessions: SessionService
     redis: aioredis.Redis | None
 
     async def close(self) -> None:
@@ -104,13 +106,19 @@ async def build_context(settings: Settings) -> AppContext:
     manager_model, worker_model = model_names(settings)
     tokens = TokenService(_key_source(settings), active_kid=settings.active_kid,
                           ttl=timedelta(minutes=settings.JWT_TTL_MINUTES))
+    sessions = SessionService(db, tokens, cache_seconds=settings.AUTH_CACHE_SECONDS,
+                              max_session=timedelta(hours=settings.SESSION_MAX_HOURS))
     return AppContext(
         settings=settings,
         db=db,
-        services=Services.build(db, manager_model=manager_model, worker_model=worker_model),
+        services=Services.build(db, manager_model=manager_model, worker_model=worker_model,
+                                orchestration=OrchestrationSettings(
+                                    max_parallel=settings.TEAM_MAX_PARALLEL,
+                                    escalation_timeout_hours=settings.ESCALATION_TIMEOUT_HOURS)),
         cache=cache,
         limiter=RateLimiter(client),
         tokens=tokens,
+        sessions=sessions,
         redis=client,
     )
 

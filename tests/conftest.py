@@ -21,6 +21,7 @@ MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
 # Every table the app owns, in an order TRUNCATE ... CASCADE accepts.
 APP_TABLES = (
+    "orchestration_signals",
     "team_events",
     "escalations",
     "audit_events",

@@ -10,17 +10,22 @@ import asyncio
 import contextlib
 import json
 import logging
+import secrets
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
-from starlette.applications import Starlette
+from starlette.types import ASGIApp
 
 from . import parse_cache
+from .clock import DatabaseClock
+from .history import utc_now
 from .instances import InstanceAdmin
-from .management import build_management_app
+from .management import KEY_SEGMENT, build_management_app
 from .registry import DurableFunctions
 from .store import WorkerStore, channel_name, check_schema_name, connection_kwargs, create_schema
 from .workers import ActivityWorker, EpisodeWorker, Wakeup, WorkerStats
@@ -33,6 +38,12 @@ class DurableBackend:
 
     Several backends (processes) may share one database; work is leased, so a killed process
     loses nothing and its claims are taken over once `lease_seconds` have passed.
+
+    An episode that fails (raises while deciding or committing) is retried after
+    `episode_retry_seconds`, doubling up to `lease_seconds`; after `max_episode_attempts` failed
+    attempts its instance fails with the last error. `function_timeout` (seconds, host.json's
+    `functionTimeout`; None = unbounded) bounds every activity call. All times come from the
+    database's clock; `process_clock` is this process's (injectable to test clock skew).
     """
 
     def __init__(
@@ -48,7 +59,16 @@ class DurableBackend:
         episode_batch: int = 16,
         poll_interval: float = 0.5,
         replay_inline_max_events: int = 200,
+        max_episode_attempts: int = 5,
+        episode_retry_seconds: float = 1.0,
+        function_timeout: float | None = None,
+        process_clock: Callable[[], datetime] = utc_now,
+        system_key: str | None = None,
     ) -> None:
+        if max_episode_attempts < 1:
+            raise ValueError("max_episode_attempts must be at least 1")
+        if function_timeout is not None and function_timeout <= 0:
+            raise ValueError("function_timeout must be positive (None for no limit)")
         self.dsn = dsn
         self.functions = functions
         self.task_hub = task_hub
@@ -59,6 +79,10 @@ class DurableBackend:
         self.episode_batch = episode_batch
         self.poll_interval = poll_interval
         self.replay_inline_max_events = replay_inline_max_events
+        self.max_episode_attempts = max_episode_attempts
+        self.episode_retry_seconds = episode_retry_seconds
+        self.function_timeout = function_timeout
+        self.clock = DatabaseClock(process_clock)
         self.stats = WorkerStats()
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
         self._listener: AsyncConnection[Any] | None = None
@@ -69,16 +93,17 @@ class DurableBackend:
         self._episodes_wake = Wakeup()
         self._activities_wake = Wakeup()
         self._replay_executor: ThreadPoolExecutor | None = None
-        self._activity_executor: ThreadPoolExecutor | None = None
         self._episodes: EpisodeWorker | None = None
         self._activities: ActivityWorker | None = None
-        self.management_app: Starlette = build_management_app(self.admin, functions)
+        #: What the management API demands (`code=`, `x-functions-key`, or in the rpc path).
+        self.system_key = system_key or secrets.token_urlsafe(32)
+        self.management_app: ASGIApp = build_management_app(self.admin, functions, system_key=self.system_key)
 
     def admin(self) -> InstanceAdmin:
         """Management operations without HTTP (start, status, events, terminate, purge)."""
         if self._pool is None:
             raise RuntimeError("DurableBackend.start() has not been awaited")
-        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake)
+        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake, now=self.clock.now)
 
     async def start(self) -> None:
         """Create the schema if needed, then start listening and the worker loops."""
@@ -94,19 +119,19 @@ class DurableBackend:
             timeout=30,
         )
         await self._pool.open(wait=True)
-        store = WorkerStore(self._pool, self.lease_seconds)
+        store = WorkerStore(self._pool, self.lease_seconds, self.clock)
+        await store.next_due()  # calibrates the clock before anything is stamped
         self._replay_executor = ThreadPoolExecutor(1, thread_name_prefix="durable-replay")
-        self._activity_executor = ThreadPoolExecutor(
-            self.activity_concurrency, thread_name_prefix="durable-activity"
-        )
         self._episodes = EpisodeWorker(
             store, self.functions.orchestrators, self._replay_executor, self.stats, self._held,
             batch=self.episode_batch, poll_interval=self.poll_interval,
             inline_max_events=self.replay_inline_max_events,
+            max_attempts=self.max_episode_attempts, retry_seconds=self.episode_retry_seconds,
         )
         self._activities = ActivityWorker(
-            store, self.functions.activities, self._activity_executor, self.stats, self._held,
+            store, self.functions.activities, self._activity_pool, self.stats, self._held,
             concurrency=self.activity_concurrency, poll_interval=self.poll_interval,
+            function_timeout=self.function_timeout,
         )
         self._episodes.on_scheduled = self._activities_wake.wake
         self._episodes.on_messages = self._episodes_wake.wake
@@ -157,15 +182,17 @@ class DurableBackend:
             await self._listener.close()
         if self._pool is not None:
             await self._pool.close()
-        for executor in (self._replay_executor, self._activity_executor):
-            if executor is not None:
-                executor.shutdown(wait=False, cancel_futures=True)
+        if self._replay_executor is not None:
+            self._replay_executor.shutdown(wait=False, cancel_futures=True)
+        activities.shutdown()
         self._episodes = self._activities = None
 
     def client_binding(self, rpc_base_url: str) -> str:
-        """The JSON a `durable_client_input` parameter receives (protocol §5)."""
+        """The JSON a `durable_client_input` parameter receives (protocol §5), with the system key:
+        `code=` on the webhook URLs as the Functions host writes them, and a path segment in
+        `rpcBaseUrl`, to which the SDK only appends paths (management.py)."""
         base = rpc_base_url if rpc_base_url.endswith("/") else rpc_base_url + "/"
-        query = f"taskHub={self.task_hub}&connection=Storage"
+        query = f"taskHub={self.task_hub}&connection=Storage&code={self.system_key}"
         instance = f"{base}instances/INSTANCEID"
         create = f"{base}orchestrators/{{functionName}}[/{{instanceId}}]"
         return json.dumps(
@@ -188,10 +215,13 @@ class DurableBackend:
                     "suspendPostUri": f"{instance}/suspend?reason={{text}}&{query}",
                     "resumePostUri": f"{instance}/resume?reason={{text}}&{query}",
                 },
-                "rpcBaseUrl": base,
+                "rpcBaseUrl": f"{base}{KEY_SEGMENT}/{self.system_key}/",
                 "requiredQueryStringParameters": query,
             }
         )
+
+    def _activity_pool(self) -> ThreadPoolExecutor:
+        return ThreadPoolExecutor(self.activity_concurrency, thread_name_prefix="durable-activity")
 
     async def _remember_pid(self, conn: AsyncConnection[Any]) -> None:
         self._own_pids.add(conn.info.backend_pid)

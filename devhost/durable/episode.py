@@ -228,6 +228,21 @@ def decide(
     return ep.finish()
 
 
+def give_up(row: InstanceRow, reason: str, now: datetime) -> EpisodeOutcome:
+    """Fail the instance without replaying it: its episodes keep failing (a poison episode).
+
+    The parent is notified like for any failure; pending messages are dropped. A finished
+    instance keeps its status and output: only its undeliverable messages are dropped.
+    """
+    ep = _Episode(row, now)
+    if row.status in TERMINAL:
+        ep.out.drop_pending = True
+        return ep.finish()
+    ep.fail(reason)
+    ep.out.history = [as_played(e) for e in ep.decisions]
+    return ep.finish()
+
+
 def _apply_control(ep: _Episode, inbox: Sequence[InboxRow]) -> bool:
     """Handle terminate/suspend/resume; True when the episode ends here."""
     row, out = ep.row, ep.out
@@ -284,6 +299,9 @@ def _select_events(ep: _Episode, inbox: Sequence[InboxRow]) -> list[dict[str, An
 
 def _apply_reply(ep: _Episode, reply: replay.Reply) -> None:
     row, out = ep.row, ep.out
+    if reply.failed and not reply.raw:  # raised without a state: no actions to compare
+        ep.fail(f"Orchestrator function '{row.name}' failed: {reply.error}")
+        return
     recorded = row.actions
     actions = reply.actions
     for index, record in enumerate(recorded):

@@ -45,7 +45,8 @@ COMPLETION_ID_FIELD: dict[int, str] = {
 
 
 def utc_now() -> datetime:
-    """The one clock of the backend: aware UTC (the SDK rejects mixing naive and aware)."""
+    """This process's clock, aware UTC (the SDK rejects mixing naive and aware); the backend
+    stamps what it writes with the database's clock instead (clock.py)."""
     return datetime.now(UTC)
 
 

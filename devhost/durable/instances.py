@@ -74,10 +74,15 @@ class InstanceAdmin:
     """Operations of the management API, each one short transaction."""
 
     def __init__(
-        self, pool: AsyncConnectionPool[AsyncConnection[Any]], on_message: Callable[[], None] = lambda: None
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        on_message: Callable[[], None] = lambda: None,
+        now: Callable[[], datetime] = utc_now,
     ) -> None:
+        """`now` stamps the events written here (the backend passes the database's clock)."""
         self.pool = pool
         self.on_message = on_message
+        self.now = now
 
     async def start(self, name: str, instance_id: str | None, raw_input: str | None, version: str) -> str:
         """Create a Pending instance and its ExecutionStarted message; reuse a finished id."""
@@ -89,13 +94,13 @@ class InstanceAdmin:
             "parent_task_id": None,
         }
         started = execution_started(
-            moment=utc_now(), name=name, version=version, raw_input=raw_input,
+            moment=self.now(), name=name, version=version, raw_input=raw_input,
             instance_id=instance_id, execution_id=execution_id,
         )
         async with self.pool.connection() as conn, conn.transaction():
             if not await create_or_replace_instance(conn, params):
                 raise InstanceExists(instance_id)
-            await insert_messages(conn, [NewMessage(instance_id, execution_id, as_new(started), utc_now())])
+            await insert_messages(conn, [NewMessage(instance_id, execution_id, as_new(started), None)])
         self.on_message()
         return instance_id
 
@@ -134,7 +139,7 @@ class InstanceAdmin:
 
     async def raise_event(self, instance_id: str, name: str, raw_body: str | None) -> Delivery:
         """Queue an EventRaised; its Input is the posted JSON as-is, like the host."""
-        raised = event(EventType.EVENT_RAISED, utc_now(), Name=name, Input=raw_body)
+        raised = event(EventType.EVENT_RAISED, self.now(), Name=name, Input=raw_body)
         return await self._send(instance_id, None, as_new(raised))
 
     async def control(self, instance_id: str, operation: str, reason: str) -> Delivery:
@@ -149,7 +154,7 @@ class InstanceAdmin:
                 return Delivery.NOT_FOUND
             if Status(row[0]) in TERMINAL:
                 return Delivery.GONE
-            message = NewMessage(instance_id, None, text, utc_now(), kind=kind or "event")
+            message = NewMessage(instance_id, None, text, None, kind=kind or "event")
             await insert_messages(conn, [message])
         self.on_message()
         return Delivery.ACCEPTED

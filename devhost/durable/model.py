@@ -46,6 +46,8 @@ class InstanceRow:
     retries: dict[str, dict[str, Any]]
     actions: list[list[Any]]
     lease_token: UUID
+    episode_attempts: int = 1  #: claims since the last committed episode, this one included
+    last_error: str | None = None  #: why the previous attempt failed
 
 
 @dataclass(frozen=True)
@@ -69,12 +71,15 @@ class NewActivity:
 
 @dataclass(frozen=True)
 class NewMessage:
-    """A message for some instance's inbox; `visible_at` in the future makes it a durable timer."""
+    """A message for some instance's inbox; `visible_at` in the future makes it a durable timer.
+
+    `visible_at` None means at once, by the database's clock.
+    """
 
     instance_id: str
     execution_id: str | None
     event: str
-    visible_at: datetime
+    visible_at: datetime | None
     task_id: int | None = None
     kind: str = EVENT
 

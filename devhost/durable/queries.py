@@ -5,10 +5,12 @@ from __future__ import annotations
 
 INSTANCE_COLUMNS = """instance_id, execution_id, name, version, status, input, custom_status,
     parent_instance_id, parent_execution_id, parent_task_id, next_event_id, history_len,
-    open_ids, retries, actions, lease_token"""
+    open_ids, retries, actions, lease_token, episode_attempts, last_error"""
 
 #: Lease up to N instances that have a due message and no live lease (a suspended instance
 #: only for control messages). SKIP LOCKED keeps concurrent claimers off each other's rows.
+#: Each claim counts an attempt (reset by the episode's commit), so an episode that keeps
+#: failing, or keeps killing its worker, is seen; the last column is the database's clock.
 CLAIM_EPISODES = f"""
 WITH ready AS (
     SELECT s.instance_id FROM instances s
@@ -21,9 +23,10 @@ WITH ready AS (
     FOR UPDATE OF s SKIP LOCKED
 )
 UPDATE instances s
-SET lease_token = %(token)s, lease_expires = now() + make_interval(secs => %(lease)s)
+SET lease_token = %(token)s, lease_expires = now() + make_interval(secs => %(lease)s),
+    episode_attempts = s.episode_attempts + 1
 FROM ready WHERE s.instance_id = ready.instance_id
-RETURNING {", ".join("s." + c.strip() for c in INSTANCE_COLUMNS.split(","))}
+RETURNING {", ".join("s." + c.strip() for c in INSTANCE_COLUMNS.split(","))}, now()
 """
 
 LOAD_INBOX = """
@@ -38,12 +41,21 @@ SELECT instance_id, event FROM history WHERE instance_id = ANY(%s) ORDER BY inst
 #: The fence of an episode: nothing is written unless the claim's lease token still holds.
 UPDATE_INSTANCE = """
 UPDATE instances SET
-    status = %(status)s, output = %(output)s, custom_status = %(custom_status)s,
+    status = %(status)s, output = coalesce(%(output)s, output), custom_status = %(custom_status)s,
     execution_id = %(execution_id)s, input = %(input)s,
     next_event_id = %(next_event_id)s, history_len = %(history_len)s,
     open_ids = %(open_ids)s, retries = %(retries)s,
     actions = CASE WHEN %(reset_actions)s THEN %(new_actions)s ELSE actions || %(new_actions)s END,
-    updated_at = now(), lease_token = NULL, lease_expires = NULL
+    updated_at = now(), lease_token = NULL, lease_expires = NULL,
+    episode_attempts = 0, last_error = NULL
+WHERE instance_id = %(instance_id)s AND lease_token = %(token)s
+"""
+
+#: A failed episode gives its claim back, claimable again after `delay` seconds (the backoff
+#: between attempts; `lease_expires` doubles as "not before"), and says why it failed.
+RECORD_EPISODE_FAILURE = """
+UPDATE instances SET last_error = %(error)s, lease_token = NULL,
+    lease_expires = now() + make_interval(secs => %(delay)s)
 WHERE instance_id = %(instance_id)s AND lease_token = %(token)s
 """
 
@@ -59,9 +71,12 @@ DELETE_INBOX_EXECUTION = "DELETE FROM inbox WHERE instance_id = %s AND execution
 DELETE_TIMERS = "DELETE FROM inbox WHERE instance_id = %s AND execution_id = %s AND task_id = ANY(%s)"
 DELETE_ACTIVITIES = "DELETE FROM activities WHERE instance_id = %s"
 
+#: A NULL `visible_at` means now, by the database's clock (the one that decides what is due).
 INSERT_MESSAGES = """
 INSERT INTO inbox (instance_id, execution_id, kind, event, visible_at, task_id)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::integer[])
+SELECT m.instance_id, m.execution_id, m.kind, m.event, coalesce(m.visible_at, now()), m.task_id
+FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::integer[])
+    AS m(instance_id, execution_id, kind, event, visible_at, task_id)
 """
 
 INSERT_ACTIVITIES = """
@@ -86,7 +101,7 @@ UPDATE instances SET execution_id = %(execution_id)s, name = %(name)s, version =
     created_at = now(), updated_at = now(), parent_instance_id = %(parent_instance_id)s,
     parent_execution_id = %(parent_execution_id)s, parent_task_id = %(parent_task_id)s,
     next_event_id = 0, history_len = 0, open_ids = '[]', retries = '{}', actions = '[]',
-    lease_token = NULL, lease_expires = NULL
+    lease_token = NULL, lease_expires = NULL, episode_attempts = 0, last_error = NULL
 WHERE instance_id = %(instance_id)s AND status IN ('Completed', 'Failed', 'Terminated')
 RETURNING instance_id
 """
@@ -104,7 +119,7 @@ UPDATE activities a
 SET lease_token = %(token)s, lease_expires = now() + make_interval(secs => %(lease)s),
     attempts = a.attempts + 1
 FROM ready WHERE a.id = ready.id
-RETURNING a.id, a.instance_id, a.execution_id, a.task_id, a.name, a.input
+RETURNING a.id, a.instance_id, a.execution_id, a.task_id, a.name, a.input, now()
 """
 
 #: Completing activities is one statement: the claim is removed and the completion enqueued
@@ -129,8 +144,11 @@ UPDATE instances SET lease_expires = now() + make_interval(secs => %s) WHERE lea
 RELEASE_ACTIVITIES = """
 UPDATE activities SET lease_token = NULL, lease_expires = NULL WHERE lease_token = ANY(%s)
 """
+#: A released claim (graceful stop) is handed back, not failed: its attempt is not counted.
 RELEASE_INSTANCES = """
-UPDATE instances SET lease_token = NULL, lease_expires = NULL WHERE lease_token = ANY(%s)
+UPDATE instances SET lease_token = NULL, lease_expires = NULL,
+    episode_attempts = greatest(episode_attempts - 1, 0)
+WHERE lease_token = ANY(%s)
 """
 
-NEXT_DUE = "SELECT min(visible_at) FROM inbox WHERE visible_at > now()"
+NEXT_DUE = "SELECT (SELECT min(visible_at) FROM inbox WHERE visible_at > now()), now()"

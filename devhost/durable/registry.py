@@ -19,6 +19,7 @@ class ActivityFunction:
     name: str
     func: Callable[..., Any]
     input_name: str
+    function_name: str = ""  #: the Functions name (differs from `name` when `activity=` is set)
 
 
 @dataclass
@@ -48,6 +49,7 @@ class DurableFunctions:
             elif kind == ACTIVITY_TRIGGER:
                 name = str(binding.get("activity") or function.get_function_name())
                 found.activities[name] = ActivityFunction(
-                    name=name, func=function.get_user_function(), input_name=str(binding["name"])
+                    name=name, func=function.get_user_function(), input_name=str(binding["name"]),
+                    function_name=function.get_function_name() or name,
                 )
         return found

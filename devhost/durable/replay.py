@@ -97,6 +97,13 @@ def run_orchestrator(handle: Callable[[str], str], context_json: str) -> Reply:
         error, found, state_part = message.partition(FAILURE_LABEL)
         state = json.loads(state_part) if found else {}
         return _reply(state, error=error or type(exc).__name__)
+    except KeyboardInterrupt:  # Ctrl-C while replaying belongs to the process
+        raise
+    except BaseException as exc:
+        # Orchestrator code raising a BaseException (SystemExit, a custom one), which the SDK's
+        # replay loop does not catch, fails its instance instead of unwinding the worker. The
+        # call is synchronous, so nothing raised here is a cancellation of the episode itself.
+        return _reply({}, error=f"{type(exc).__name__}: {exc}")
     return _reply(json.loads(state_text), error=None)
 
 

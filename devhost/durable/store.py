@@ -15,7 +15,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from . import queries as q
-from .history import utc_now
+from .clock import DatabaseClock
 from .model import TERMINAL, EpisodeOutcome, InboxRow, InstanceRow, NewChild, NewMessage, Status
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
@@ -64,27 +64,44 @@ async def create_schema(dsn: str, schema: str) -> None:
 
 
 class WorkerStore:
-    """The queries the episode and activity workers run."""
+    """The queries the episode and activity workers run.
 
-    def __init__(self, pool: AsyncConnectionPool[AsyncConnection[Any]], lease_seconds: float) -> None:
+    Claims and the due-time query return the database's `now()`, which calibrates `clock`.
+    """
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[AsyncConnection[Any]],
+        lease_seconds: float,
+        clock: DatabaseClock | None = None,
+    ) -> None:
         self.pool = pool
         self.lease_seconds = lease_seconds
+        self.clock = clock or DatabaseClock()
 
-    async def claim_episodes(self, limit: int, token: UUID) -> list[InstanceRow]:
+    async def claim_episodes(self, limit: int, token: UUID) -> tuple[list[InstanceRow], datetime | None]:
+        """Lease up to `limit` instances; also return the database's time of the claim."""
+        sent = self.clock.process_clock()
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 q.CLAIM_EPISODES, {"limit": limit, "token": token, "lease": self.lease_seconds}
             )
             rows = await cur.fetchall()
-        return [
+        if not rows:
+            return [], None
+        claimed_at: datetime = rows[0][-1]
+        self.clock.calibrate(claimed_at, sent, self.clock.process_clock())
+        found = [
             InstanceRow(
                 instance_id=r[0], execution_id=r[1], name=r[2], version=r[3], status=Status(r[4]),
                 input=r[5], custom_status=r[6], parent_instance_id=r[7], parent_execution_id=r[8],
                 parent_task_id=r[9], next_event_id=r[10], history_len=r[11], open_ids=r[12],
-                retries=r[13], actions=r[14], lease_token=r[15],
+                retries=r[13], actions=r[14], lease_token=r[15], episode_attempts=r[16],
+                last_error=r[17],
             )
             for r in rows
         ]
+        return found, claimed_at
 
     async def load_inbox(self, instance_ids: list[str]) -> dict[str, list[InboxRow]]:
         found: dict[str, list[InboxRow]] = defaultdict(list)
@@ -169,17 +186,28 @@ class WorkerStore:
         }
         created = await create_or_replace_instance(conn, params)
         if created:
-            return NewMessage(child.instance_id, child.execution_id, child.started_event, utc_now())
+            return NewMessage(child.instance_id, child.execution_id, child.started_event, None)
         return NewMessage(
-            parent.instance_id, parent.execution_id, child.failed_event, utc_now(), child.parent_task_id
+            parent.instance_id, parent.execution_id, child.failed_event, None, child.parent_task_id
         )
 
+    async def record_episode_failure(self, row: InstanceRow, error: str, delay: float) -> None:
+        """Give a failed episode's claim back, claimable again after `delay` seconds."""
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                q.RECORD_EPISODE_FAILURE,
+                {"error": error, "delay": delay, "instance_id": row.instance_id, "token": row.lease_token},
+            )
+
     async def claim_activities(self, limit: int, token: UUID) -> list[ClaimedActivity]:
+        sent = self.clock.process_clock()
         async with self.pool.connection() as conn:
             cur = await conn.execute(
                 q.CLAIM_ACTIVITIES, {"limit": limit, "token": token, "lease": self.lease_seconds}
             )
             rows = await cur.fetchall()
+        if rows:
+            self.clock.calibrate(rows[0][-1], sent, self.clock.process_clock())
         return [ClaimedActivity(r[0], r[1], r[2], r[3], r[4], r[5], token) for r in rows]
 
     async def complete_activities(self, done: list[tuple[ClaimedActivity, str]]) -> None:
@@ -201,10 +229,16 @@ class WorkerStore:
             await conn.execute(q.RELEASE_INSTANCES, (tokens,))
 
     async def next_due(self) -> datetime | None:
+        """When the next timer is due (database time); calibrates the clock on the way."""
+        sent = self.clock.process_clock()
         async with self.pool.connection() as conn:
             cur = await conn.execute(q.NEXT_DUE)
             row = await cur.fetchone()
-        return row[0] if row else None
+        if row is None:
+            return None
+        self.clock.calibrate(row[1], sent, self.clock.process_clock())
+        due: datetime | None = row[0]
+        return due
 
 
 async def insert_messages(conn: AsyncConnection[Any], messages: list[NewMessage]) -> None:

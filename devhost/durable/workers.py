@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-from .activities import run_activity
-from .episode import decide
-from .history import utc_now
+from .activities import run_activity, timed_out
+from .clock import DatabaseClock
+from .episode import decide, give_up
 from .model import TERMINAL, EpisodeOutcome, InstanceRow
 from .registry import ActivityFunction
 from .store import ClaimedActivity, LeaseLost, WorkerStore
@@ -30,6 +31,9 @@ class WorkerStats:
     episodes: int = 0
     activities: int = 0
     leases_lost: int = 0
+    episodes_failed: int = 0  #: attempts that raised (each retried after a backoff)
+    instances_given_up: int = 0  #: instances failed because their episode kept failing
+    activities_timed_out: int = 0  #: activity calls abandoned after functionTimeout
 
 
 class Wakeup:
@@ -61,8 +65,9 @@ class TimerHorizon:
     most every `refresh` seconds (NOTIFY wakes the loops for them anyway).
     """
 
-    def __init__(self, refresh: float) -> None:
+    def __init__(self, refresh: float, clock: DatabaseClock) -> None:
         self.refresh = refresh
+        self.clock = clock
         self.due: datetime | None = None
         self.checked = -1e9
 
@@ -77,7 +82,7 @@ class TimerHorizon:
             self.due = await store.next_due()
         if self.due is None:
             return cap
-        left = (self.due - utc_now()).total_seconds()
+        left = (self.due - self.clock.now()).total_seconds()
         if left <= 0:
             self.due = None
             return 0.0
@@ -130,8 +135,12 @@ class EpisodeWorker:
         batch: int,
         poll_interval: float,
         inline_max_events: int,
+        max_attempts: int = 5,
+        retry_seconds: float = 1.0,
     ) -> None:
         self.store = store
+        self.max_attempts = max_attempts
+        self.retry_seconds = retry_seconds
         self.orchestrators = orchestrators
         self.inline_max_events = inline_max_events
         self.executor = replay_executor
@@ -140,7 +149,7 @@ class EpisodeWorker:
         self.batch = batch
         self.poll_interval = poll_interval
         self.cache = HistoryCache()
-        self.horizon = TimerHorizon(refresh=poll_interval)
+        self.horizon = TimerHorizon(refresh=poll_interval, clock=store.clock)
         self.stopping = False
         self.on_scheduled: Callable[[], None] = lambda: None
         self.on_messages: Callable[[], None] = lambda: None
@@ -161,8 +170,8 @@ class EpisodeWorker:
 
     async def run_batch(self) -> bool:
         token = uuid4()
-        rows = await self.store.claim_episodes(self.batch, token)
-        if not rows:
+        rows, claimed_at = await self.store.claim_episodes(self.batch, token)
+        if not rows or claimed_at is None:
             return False
         self.held.add(token)
         try:
@@ -172,33 +181,45 @@ class EpisodeWorker:
             loaded = await self.store.load_history([i for i, h in cached.items() if h is None])
             histories = {i: (h if h is not None else loaded.get(i, [])) for i, h in cached.items()}
             await asyncio.gather(
-                *(self.process(r, histories[r.instance_id], inbox.get(r.instance_id, [])) for r in rows)
+                *(self.process(r, histories[r.instance_id], inbox.get(r.instance_id, []), claimed_at)
+                  for r in rows)
             )
         finally:
             self.held.discard(token)
         return True
 
-    async def process(self, row: InstanceRow, history: list[str], inbox: list[Any]) -> None:
+    async def process(
+        self, row: InstanceRow, history: list[str], inbox: list[Any], now: datetime
+    ) -> None:
+        """Replay and commit one episode; `now` is the claim's database time (OrchestratorStarted)."""
+        if row.episode_attempts > self.max_attempts:  # the attempts never finished: crashed workers
+            await self.give_up(row, now, row.last_error or "the episode never finished (its worker "
+                               "stopped or lost the lease every time)")
+            return
         loop = asyncio.get_running_loop()
         try:
             if len(history) <= self.inline_max_events:
-                out = decide(row, history, inbox, self.orchestrators, utc_now())
+                out = decide(row, history, inbox, self.orchestrators, now)
             else:
                 out = await loop.run_in_executor(
-                    self.executor, decide, row, history, inbox, self.orchestrators, utc_now()
+                    self.executor, decide, row, history, inbox, self.orchestrators, now
                 )
             await self.store.commit_episode(row, out)
         except LeaseLost:
             self.stats.leases_lost += 1
             self.cache.forget(row.instance_id)
             return
-        except Exception:  # left leased: it is retried when the lease expires
-            log.exception("durable episode of %s failed", row.instance_id)
+        except Exception as exc:  # counted; retried after a backoff; given up after max_attempts
             self.cache.forget(row.instance_id)
+            await self.failed(row, now, exc)
             return
+        self.committed(row, history, out)
+
+    def committed(self, row: InstanceRow, history: list[str], out: EpisodeOutcome) -> None:
         self.cache.put(row, history, out)
         for message in out.messages:
-            self.horizon.note(message.visible_at)
+            if message.visible_at is not None:
+                self.horizon.note(message.visible_at)
         if out.activities:
             self.on_scheduled()
         if out.messages or out.children:
@@ -206,28 +227,81 @@ class EpisodeWorker:
         if out.replayed:
             self.stats.episodes += 1
 
+    async def failed(self, row: InstanceRow, now: datetime, exc: Exception) -> None:
+        """Count a failed attempt: back off before the next, or give the instance up after the last."""
+        self.stats.episodes_failed += 1
+        error = f"{type(exc).__name__}: {exc}"
+        attempt = row.episode_attempts
+        if attempt >= self.max_attempts:
+            await self.give_up(row, now, error, cause=exc)
+            return
+        delay = min(self.store.lease_seconds, self.retry_seconds * 2 ** (attempt - 1))
+        log.warning(
+            "durable episode of %s failed (attempt %d of %d); retrying in %.1f s: %s",
+            row.instance_id, attempt, self.max_attempts, delay, error, exc_info=attempt == 1,
+        )
+        try:
+            await self.store.record_episode_failure(row, error, delay)
+        except Exception:  # not recorded: the lease expires and the attempt counts all the same
+            log.exception("recording the failed episode of %s failed", row.instance_id)
+
+    async def give_up(
+        self, row: InstanceRow, now: datetime, error: str, cause: BaseException | None = None
+    ) -> None:
+        """Fail a poisoned instance with the last error as its reason, like the host shows it."""
+        attempts = min(row.episode_attempts, self.max_attempts)
+        reason = (
+            f"Orchestrator function '{row.name}' failed: {error} (the episode failed {attempts} "
+            "times; the devhost durable backend gave up on it)"
+        )
+        out = give_up(row, reason, now)
+        try:
+            await self.store.commit_episode(row, out)
+        except LeaseLost:
+            self.stats.leases_lost += 1
+            return
+        except Exception:  # try again after the longest backoff
+            log.exception("failing the poisoned instance %s failed", row.instance_id)
+            with contextlib.suppress(Exception):
+                await self.store.record_episode_failure(row, error, self.store.lease_seconds)
+            return
+        self.cache.forget(row.instance_id)
+        self.stats.instances_given_up += 1
+        log.error("durable instance %s failed: %s", row.instance_id, reason, exc_info=cause)
+        self.committed(row, [], out)
+
 
 class ActivityWorker:
-    """Claims activity calls up to a concurrency bound and records their completions in batches."""
+    """Claims activity calls up to a concurrency bound and records their completions in batches.
+
+    A call running longer than `function_timeout` seconds is abandoned as the Functions host
+    does: it fails with the host's FunctionTimeoutException text (the orchestrator's retry
+    policy then applies) and a late result is discarded. An async call is cancelled; a sync one
+    cannot be stopped, so its thread is left to finish on its own and sync calls move to a fresh
+    executor (the host restarts the worker process instead).
+    """
 
     def __init__(
         self,
         store: WorkerStore,
         activities: dict[str, ActivityFunction],
-        executor: Executor,
+        executor_factory: Callable[[], ThreadPoolExecutor],
         stats: WorkerStats,
         held: set[UUID],
         *,
         concurrency: int,
         poll_interval: float,
+        function_timeout: float | None = None,
     ) -> None:
         self.store = store
         self.activities = activities
-        self.executor = executor
+        self.executor_factory = executor_factory
+        self.executor = executor_factory()
         self.stats = stats
         self.held = held
         self.concurrency = concurrency
         self.poll_interval = poll_interval
+        self.function_timeout = function_timeout
         self.running: dict[asyncio.Task[None], ClaimedActivity] = {}
         self.outstanding: dict[UUID, int] = {}
         self.done: asyncio.Queue[tuple[ClaimedActivity, str]] = asyncio.Queue()
@@ -265,8 +339,29 @@ class ActivityWorker:
         return True
 
     async def execute(self, claim: ClaimedActivity) -> None:
-        completion = await run_activity(self.activities.get(claim.name), claim, self.executor)
+        activity = self.activities.get(claim.name)
+        executor = self.executor
+        try:
+            async with asyncio.timeout(self.function_timeout):
+                completion = await run_activity(activity, claim, executor, self.store.clock.now)
+        except TimeoutError:  # run_activity turns the activity's own errors into completions
+            assert self.function_timeout is not None
+            self.stats.activities_timed_out += 1
+            log.error("activity %s (instance %s) exceeded functionTimeout (%.1f s): abandoned",
+                      claim.name, claim.instance_id, self.function_timeout)
+            if activity is not None and not inspect.iscoroutinefunction(activity.func):
+                self.abandon_executor(executor)
+            completion = timed_out(activity, claim, self.function_timeout, self.store.clock.now())
         await self.done.put((claim, completion))
+
+    def abandon_executor(self, executor: ThreadPoolExecutor) -> None:
+        """Leave a hung sync call's thread behind: later sync calls run in a fresh executor."""
+        if executor is self.executor:
+            self.executor = self.executor_factory()
+        executor.shutdown(wait=False)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=False, cancel_futures=True)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self.running.pop(task, None)

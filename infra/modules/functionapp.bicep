@@ -150,6 +150,12 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
           name: 'JWT_TTL_MINUTES'
           value: string(jwtTtlMinutes)
         }
+        // The Functions front end appends the client's address to X-Forwarded-For: rate limits key
+        // on that entry (docs/security.md); the app refuses 0 outside local/test.
+        {
+          name: 'TRUSTED_PROXY_HOPS'
+          value: '1'
+        }
         {
           name: 'WEBPUBSUB_HUB'
           value: webPubSubHub

@@ -11,6 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from shared.domain.errors import Invalid
+from shared.domain.planning import check_graph, validate_plan
+
 #: Task keys are short slugs: they become `tasks.plan_key` and dependency references.
 KEY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,39}$"
 MIN_TASKS, MAX_TASKS = 2, 12
@@ -43,37 +46,15 @@ class Plan(_Output):
 
     @model_validator(mode="after")
     def _dependencies_form_a_dag(self) -> Plan:
-        keys = [task.key for task in self.tasks]
-        duplicates = sorted({key for key in keys if keys.count(key) > 1})
-        if duplicates:
-            raise ValueError(f"task keys must be unique; repeated: {', '.join(duplicates)}")
-        known = set(keys)
-        for task in self.tasks:
-            missing = [dep for dep in task.dependencies if dep not in known]
-            if missing:
-                raise ValueError(f"task {task.key!r} depends on unknown task(s): {', '.join(missing)}")
-            if task.key in task.dependencies:
-                raise ValueError(f"task {task.key!r} depends on itself")
-        self.execution_order()
+        try:
+            validate_plan(self.tasks, min_tasks=MIN_TASKS, max_tasks=MAX_TASKS)
+        except Invalid as exc:  # the planner's answer breaks a plan rule: invalid output, retried
+            raise ValueError(exc.detail) from None
         return self
 
     def execution_order(self) -> list[str]:
-        """Task keys in an order where every task follows its dependencies (stable: plan order first).
-
-        Raises ValueError naming the tasks on a cycle.
-        """
-        remaining = {task.key: set(task.dependencies) for task in self.tasks}
-        order: list[str] = []
-        while remaining:
-            ready = [key for key, deps in remaining.items() if not deps]
-            if not ready:
-                raise ValueError(f"task dependencies form a cycle among: {', '.join(sorted(remaining))}")
-            for key in ready:
-                order.append(key)
-                del remaining[key]
-            for deps in remaining.values():
-                deps.difference_update(ready)
-        return order
+        """Task keys in an order where every task follows its dependencies (plan order among equals)."""
+        return check_graph({task.key: list(task.dependencies) for task in self.tasks})
 
 
 class StepOutput(_Output):

@@ -1,9 +1,13 @@
-"""Audit rows and outbox events: what every state change writes beside itself.
+"""Audit rows, outbox events and orchestration signals: what every state change writes beside itself.
 
-`transition` is the one guarded statement that changes a team's or a task's status: it locks the row,
-checks the expected current status (and `version` when the caller has one), updates, writes the
+`transition_team` / `transition_task` are the one guarded statement that changes a team's or a task's
+status: it locks the row (a task's team first: the lock order of docs/architecture.md), checks the
+expected current status (and `version` when the caller has one), updates, writes the
 `*.status_changed` audit row, takes the team's next event `seq` and writes the outbox row, all in one
 round trip. A lost race finds the row already moved and changes nothing.
+
+`signal` writes what an orchestration must be told (start, an external event) into the same
+transaction; `shared.services.signals` sends it after the commit and a timer re-sends what is left.
 """
 
 from __future__ import annotations
@@ -18,9 +22,15 @@ from psycopg.types.json import Jsonb
 from shared.db.database import Tx
 from shared.domain.errors import IllegalTransition, NotFound
 from shared.domain.ids import uuid7
-from shared.domain.models import Actor
+from shared.domain.models import Actor, TaskRecord, TeamScope
 
 Entity = Literal["team", "task"]
+SignalKind = Literal["start", "event"]
+
+_SIGNAL = """
+INSERT INTO orchestration_signals (id, company_id, team_id, instance_id, kind, name, payload)
+VALUES (%(id)s, %(company_id)s, %(team_id)s, %(instance_id)s, %(kind)s, %(name)s, %(payload)s)
+"""
 
 _AUDIT = """
 INSERT INTO audit_events (id, company_id, team_id, task_id, actor_type, actor_id, event_type, payload)
@@ -98,6 +108,26 @@ async def record(
     return await emit(tx, team_id=team_id, event_type=event_type, data=data, task_id=task_id)
 
 
+async def signal(
+    tx: Tx,
+    *,
+    company_id: UUID,
+    team_id: UUID,
+    instance_id: str,
+    name: str,
+    payload: Mapping[str, Any] | None = None,
+    kind: SignalKind = "event",
+) -> UUID:
+    """Queue a signal to an orchestration in this transaction; the id is the outbox row's."""
+    signal_id = uuid7()
+    await tx.conn.execute(_SIGNAL, {"id": signal_id, "company_id": company_id, "team_id": team_id,
+                                    "instance_id": instance_id, "kind": kind, "name": name,
+                                    "payload": Jsonb(dict(payload or {}))})
+    tx.changes.signals += 1
+    tx.touched(company_id, team_id)
+    return signal_id
+
+
 def _team_statement(sets: Sequence[str], company_guard: bool, version_guard: bool) -> sql.Composed:
     extra = sql.SQL("").join(sql.SQL(", ") + sql.SQL(s) for s in sets)  # type: ignore[arg-type]
     return sql.SQL(
@@ -130,10 +160,14 @@ SELECT cur.status AS current_status, upd.* FROM cur LEFT JOIN upd ON true
 
 def _task_statement(sets: Sequence[str], company_guard: bool, version_guard: bool) -> sql.Composed:
     extra = sql.SQL("").join(sql.SQL(", ") + sql.SQL(s) for s in sets)  # type: ignore[arg-type]
+    # `cur` joins `team`, so the team row is locked before the task row (lock order: team, then task).
     return sql.SQL(
         """
-WITH cur AS (
-    SELECT id, status FROM tasks WHERE id = %(id)s {company_guard} FOR UPDATE
+WITH team AS (
+    SELECT tm.id FROM teams tm WHERE tm.id = (SELECT team_id FROM tasks WHERE id = %(id)s) FOR UPDATE
+), cur AS (
+    SELECT k.id, k.status FROM tasks k JOIN team ON team.id = k.team_id
+    WHERE k.id = %(id)s {company_guard} FOR UPDATE OF k
 ), upd AS (
     UPDATE tasks t SET status = %(to)s, version = t.version + 1 {extra}
     FROM cur WHERE t.id = cur.id AND cur.status = ANY(%(sources)s) {version_guard}
@@ -156,13 +190,23 @@ WITH cur AS (
 SELECT cur.status AS current_status, upd.* FROM cur LEFT JOIN upd ON true
 """
     ).format(
-        company_guard=sql.SQL("AND company_id = %(company_id)s" if company_guard else ""),
+        company_guard=sql.SQL("AND k.company_id = %(company_id)s" if company_guard else ""),
         version_guard=sql.SQL("AND t.version = %(version)s" if version_guard else ""),
         extra=extra,
     )
 
 
-async def transition(
+async def transition_team(tx: Tx, **kwargs: Any) -> TeamScope:
+    """Move a team (see `_transition` for the arguments); the moved row."""
+    return TeamScope.model_validate(await _transition(tx, entity="team", **kwargs))
+
+
+async def transition_task(tx: Tx, **kwargs: Any) -> TaskRecord:
+    """Move a task (see `_transition` for the arguments); the moved row."""
+    return TaskRecord.model_validate(await _transition(tx, entity="task", **kwargs))
+
+
+async def _transition(
     tx: Tx,
     *,
     entity: Entity,

@@ -7,10 +7,8 @@ import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
-
-from pydantic import BaseModel
 
 from shared.domain.errors import DomainError
 
@@ -34,7 +32,15 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         raise BadCursor("invalid cursor") from exc
 
 
-T = TypeVar("T", bound=BaseModel)
+class Keyed(Protocol):
+    @property
+    def created_at(self) -> datetime: ...
+
+    @property
+    def id(self) -> UUID: ...
+
+
+T = TypeVar("T", bound=Keyed)
 
 
 @dataclass(frozen=True)
@@ -51,10 +57,10 @@ def after_cursor(cursor: str, params: dict[str, Any], alias: str = "") -> str:
     return f"({prefix}created_at, {prefix}id) < (%(c_at)s, %(c_id)s)"
 
 
-def to_page(rows: Sequence[Any], limit: int, model: type[T]) -> Page[T]:
+def to_page(rows: Sequence[T], limit: int) -> Page[T]:
     """Rows fetched with `LIMIT limit + 1`: the extra row only says that a next page exists."""
-    items = [model.model_validate(r) for r in rows[:limit]]
+    items = list(rows[:limit])
     if len(rows) <= limit or not items:
         return Page(items, None)
-    last: Any = items[-1]  # every paged model has created_at and id
+    last = items[-1]
     return Page(items, encode_cursor(last.created_at, last.id))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 _MILLION = Decimal(1_000_000)
 
@@ -47,3 +48,29 @@ def compute_cost(model: str, input_tokens: int, output_tokens: int) -> Decimal:
     price = price_for(model)
     cost = (input_tokens * price.input_per_million + output_tokens * price.output_per_million) / _MILLION
     return cost.quantize(Decimal("0.00000001"), rounding=ROUND_HALF_UP)
+
+
+#: Tokens a provider may add around the messages: the chat template's role markers and, with tool use,
+#: Anthropic's tool-use system prompt (a few hundred tokens).
+INPUT_OVERHEAD_TOKENS = 1024
+PER_MESSAGE_OVERHEAD_TOKENS = 16
+
+
+def input_token_bound(texts: Iterable[str], *, messages: int) -> int:
+    """An upper bound of a call's input tokens, without a tokenizer.
+
+    Byte-level BPE and byte-fallback SentencePiece tokenizers (every provider we use) never make more
+    tokens than the text has UTF-8 bytes, so bytes plus the template overheads bound the count. It
+    over-reserves (English runs ~4 bytes a token); the reservation is released when the call settles.
+    """
+    return sum(len(text.encode("utf-8")) for text in texts) + messages * PER_MESSAGE_OVERHEAD_TOKENS \
+        + INPUT_OVERHEAD_TOKENS
+
+
+def worst_case_cost(model: str, input_tokens: int, max_tokens: int) -> Decimal:
+    """What a call can cost at most (`max_tokens` all spent), rounded up to 1e-8: its reservation."""
+    if input_tokens < 0 or max_tokens < 0:
+        raise ValueError("token counts cannot be negative")
+    price = price_for(model)
+    cost = (input_tokens * price.input_per_million + max_tokens * price.output_per_million) / _MILLION
+    return cost.quantize(Decimal("0.00000001"), rounding=ROUND_CEILING)

@@ -8,6 +8,7 @@ a random source.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -22,29 +23,56 @@ class FailureType(StrEnum):
     BUDGET_EXCEEDED = "budget_exceeded"
     CONTENT_REFUSED = "content_refused"
     TEAM_STOPPED = "team_stopped"  #: the team was cancelled or finished meanwhile
+    DATABASE_UNAVAILABLE = "database_unavailable"  #: our own database is down or kept losing conflicts
     UNKNOWN = "unknown"
 
 
+_RETRY_AFTER = re.compile(r"\[retry_after=([0-9]+(?:\.[0-9]+)?)\]")
+
+
 class ClassifiedFailure(Exception):
-    """An error that knows its failure type; raised by activities and agents."""
+    """An error that knows its failure type; raised by activities and agents.
+
+    Its text carries what must survive the Durable boundary, where the host turns an activity's
+    exception into a plain string (protocols/DURABLE_BACKEND.md §4): the `[type]` prefix and, when the
+    provider asked for one, a `[retry_after=N]` suffix, read back by `parse_failure`.
+    """
 
     def __init__(self, failure_type: FailureType, message: str, *, retry_after: float | None = None) -> None:
-        super().__init__(f"[{failure_type.value}] {message}")
+        suffix = f" [retry_after={retry_after:g}]" if retry_after is not None and retry_after >= 0 else ""
+        super().__init__(f"[{failure_type.value}] {message}{suffix}")
         self.failure_type = failure_type
         self.message = message
         self.retry_after = retry_after
+
+
+#: The Functions host's text for an invocation that ran past host.json's `functionTimeout`
+#: (WebJobs `FunctionTimeoutException`: "Timeout value of 00:10:00 was exceeded by function:
+#: Functions.name"); the Durable extension hands it to the orchestrator as the activity's failure.
+HOST_FUNCTION_TIMEOUT = "was exceeded by function: "
 
 
 def parse_failure_type(text: str) -> FailureType:
     """Recover the failure type from an error message that crossed the Durable boundary.
 
     The host turns activity exceptions into plain strings (protocols/DURABLE_BACKEND.md §4), so the
-    `[type]` prefix written by `ClassifiedFailure` is the only thing that survives.
+    `[type]` prefix written by `ClassifiedFailure` is the only thing that survives. A function
+    timeout carries no prefix (the host, not our code, ended the call); it is a `network_timeout`:
+    what hangs an activity past the timeout is a call that never answered, and that type's
+    retries with backoff, then escalation, are what such a failure needs.
     """
     for failure_type in FailureType:
         if f"[{failure_type.value}]" in text:
             return failure_type
+    if HOST_FUNCTION_TIMEOUT in text:
+        return FailureType.NETWORK_TIMEOUT
     return FailureType.UNKNOWN
+
+
+def parse_failure(text: str) -> tuple[FailureType, float | None]:
+    """The failure type and the provider's `Retry-After` (seconds) from a failure's text."""
+    found = _RETRY_AFTER.search(text)
+    return parse_failure_type(text), float(found.group(1)) if found else None
 
 
 @dataclass(frozen=True)
@@ -104,6 +132,7 @@ class FailurePolicy:
             FailureType.RATE_LIMITED: 6,
             FailureType.PROVIDER_UNAVAILABLE: 4,
             FailureType.INVALID_OUTPUT: 3,
+            FailureType.DATABASE_UNAVAILABLE: 8,
             FailureType.UNKNOWN: 2,
         }
     )

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
+from shared.domain.passwords import MIN_PASSWORD_LENGTH, password_problem
 from shared.domain.states import TaskStatus, TeamStatus
+
+
+def _fixed(places: int) -> PlainSerializer:
+    """Money in JSON: a plain decimal string with `places` places (API.md "Money"), never "0E-8"."""
+    quantum = Decimal(1).scaleb(-places)
+    return PlainSerializer(lambda value: format(Decimal(value).quantize(quantum), "f"), return_type=str,
+                           when_used="json")
+
+
+#: Amounts spent and costs (`numeric(16, 8)`).
+Money = Annotated[Decimal, _fixed(8)]
+#: Budgets (`numeric(12, 4)`).
+BudgetMoney = Annotated[Decimal, _fixed(4)]
 
 ActorType = Literal["user", "agent", "system"]
 MemberRole = Literal["manager", "worker"]
@@ -43,11 +66,28 @@ class Strict(BaseModel):
 # --- auth -----------------------------------------------------------------------------------------
 
 
+def _acceptable_password(value: str) -> str:
+    problem = password_problem(value)
+    if problem:
+        raise ValueError(f"the password {problem}")
+    return value
+
+
+#: A password being set (registration, change): the rule of shared/domain/passwords.py.
+NewPassword = Annotated[str, Field(min_length=MIN_PASSWORD_LENGTH, max_length=256),
+                        AfterValidator(_acceptable_password)]
+
+
 class RegisterRequest(Strict):
     company_name: str = Field(min_length=1, max_length=200)
     email: EmailStr
-    password: str = Field(min_length=8, max_length=256)
+    password: NewPassword
     full_name: str = Field(min_length=1, max_length=200)
+
+
+class PasswordChange(Strict):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: NewPassword
 
 
 class LoginRequest(Strict):
@@ -111,8 +151,16 @@ class TaskPublic(BaseModel):
     version: int
 
 
+class TaskRecord(TaskPublic):
+    """A task as the services see it: the public fields and where it sits in its team's plan."""
+
+    company_id: UUID
+    plan_key: str
+    position: int
+
+
 class CostTotals(BaseModel):
-    total_usd: Decimal
+    total_usd: Money
     input_tokens: int
     output_tokens: int
     calls: int
@@ -124,8 +172,8 @@ class TeamPublic(BaseModel):
     name: str
     goal: str
     status: TeamStatus
-    budget_usd: Decimal | None
-    spent_usd: Decimal
+    budget_usd: BudgetMoney | None
+    spent_usd: Money
     workers: int
     approve_plan: bool
     awaiting_plan_approval: bool
@@ -139,6 +187,24 @@ class TeamPublic(BaseModel):
     members: list[MemberPublic] | None = None
     tasks: list[TaskPublic] | None = None
     costs: CostTotals | None = None
+
+
+class TeamScope(BaseModel):
+    """Who owns a team and where it stands: what orchestration steps and controls decide on."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: UUID
+    company_id: UUID
+    status: TeamStatus
+    version: int
+    budget_usd: Decimal | None
+    spent_usd: Decimal
+    reserved_usd: Decimal = Decimal(0)
+    instance_id: str | None
+    approve_plan: bool
+    awaiting_plan_approval: bool
+    goal: str = ""
 
 
 class PlannedTaskIn(Strict):
@@ -172,6 +238,12 @@ class CheckpointPublic(BaseModel):
     created_at: datetime
 
 
+class CheckpointRecord(CheckpointPublic):
+    """A checkpoint with the step's bookkeeping (revision round, prompt version, context cuts)."""
+
+    state: dict[str, Any] = {}
+
+
 class MessagePublic(BaseModel):
     id: UUID
     team_id: UUID
@@ -185,15 +257,16 @@ class MessagePublic(BaseModel):
 
 class CostBreakdown(BaseModel):
     key: str
-    total_usd: Decimal
+    total_usd: Money
     input_tokens: int
     output_tokens: int
     calls: int
 
 
 class TeamCosts(BaseModel):
-    total_usd: Decimal
-    budget_usd: Decimal | None
+    total_usd: Money
+    budget_usd: BudgetMoney | None
+    reserved_usd: Money = Decimal(0)
     by_model: list[CostBreakdown]
     by_member: list[CostBreakdown]
 
@@ -224,6 +297,13 @@ class EscalationPublic(BaseModel):
     input: str | None = None
     created_at: datetime
     resolved_at: datetime | None = None
+
+
+class EscalationRecord(EscalationPublic):
+    """An escalation with its company and the orchestration instance that waits for the decision."""
+
+    company_id: UUID
+    instance_id: str | None = None
 
 
 class EscalationResolve(Strict):
@@ -267,6 +347,10 @@ class Principal(BaseModel):
     user_id: UUID
     company_id: UUID
     role: Literal["admin", "member"] = "member"
+    #: The user's token version the token was issued under (a newer one revokes it).
+    token_version: int = 1
+    #: When the password was last typed for this session (renewals keep it).
+    auth_time: datetime | None = None
 
     @property
     def actor(self) -> Actor:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +25,7 @@ from uuid import UUID
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
 from shared.db.database import Database
+from shared.json_limits import loads_bounded
 from shared.realtime.service import team_group
 
 __all__ = ["CloudEvent", "EventHandler", "HandlerReply", "allowed_origin", "signature_valid"]
@@ -87,8 +87,8 @@ def allowed_origin(request_origin: str | None, service_host: str) -> str | None:
 def _request(event: CloudEvent) -> tuple[str, str] | None:
     """(`subscribe` | `unsubscribe`, team id) of a user event, or None when it is something else."""
     try:
-        data = json.loads(event.body) if event.body else {}
-    except (ValueError, UnicodeDecodeError):
+        data = loads_bounded(event.body) if event.body else {}
+    except (ValueError, UnicodeDecodeError):  # JsonTooDeep is a ValueError too
         return None
     if not isinstance(data, dict):
         return None

@@ -8,10 +8,12 @@ from shared.db.database import Database
 from shared.services.audit import AuditLog
 from shared.services.auth import AuthService
 from shared.services.checkpoints import CheckpointManager
+from shared.services.control import OrchestrationSettings, RunControl
 from shared.services.costs import CostTracker
 from shared.services.escalations import EscalationService
 from shared.services.events import EventStream
 from shared.services.messages import MessageService
+from shared.services.signals import SignalDispatcher
 from shared.services.tasks import TaskService
 from shared.services.teams import TeamService
 
@@ -28,26 +30,37 @@ class Services:
     messages: MessageService
     events: EventStream
     auth: AuthService
+    signals: SignalDispatcher
+    control: RunControl
 
     @classmethod
     def build(
-        cls, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker"
+        cls, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker",
+        orchestration: OrchestrationSettings | None = None,
     ) -> Services:
+        teams = TeamService(db, manager_model=manager_model, worker_model=worker_model)
+        tasks = TaskService(db)
+        escalations = EscalationService(db)
+        signals = SignalDispatcher(db)
         return cls(
             db=db,
-            teams=TeamService(db, manager_model=manager_model, worker_model=worker_model),
-            tasks=TaskService(db),
+            teams=teams,
+            tasks=tasks,
             checkpoints=CheckpointManager(db),
             costs=CostTracker(db),
             audit=AuditLog(db),
-            escalations=EscalationService(db),
+            escalations=escalations,
             messages=MessageService(db),
             events=EventStream(db),
             auth=AuthService(db),
+            signals=signals,
+            control=RunControl(db, teams=teams, tasks=tasks, escalations=escalations, signals=signals,
+                               settings=orchestration),
         )
 
 
 __all__ = [
     "AuditLog", "AuthService", "CheckpointManager", "CostTracker", "EscalationService", "EventStream",
-    "MessageService", "Services", "TaskService", "TeamService",
+    "MessageService", "OrchestrationSettings", "RunControl", "Services", "SignalDispatcher", "TaskService",
+    "TeamService",
 ]

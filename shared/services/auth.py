@@ -10,17 +10,16 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from shared.db import journal
-from shared.db.database import Database
-from shared.domain.errors import Conflict, Unauthorized
+from shared.db.database import Database, Tx
+from shared.db.repositories import users
+from shared.domain.errors import Conflict, Forbidden, Invalid, Unauthorized
 from shared.domain.ids import uuid7
-from shared.domain.models import Actor, RegisterRequest, UserPublic
+from shared.domain.models import Actor, Principal, RegisterRequest, UserPublic
 
 # OWASP's argon2id baseline (19 MiB, 2 passes): memory-hard, ~20 ms here, hashed off the event loop.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 # Verified when the email is unknown, so both failure paths cost the same.
 _DUMMY_HASH = _hasher.hash("ghost-pirates-timing-equaliser")
-
-_USER_COLUMNS = "id, company_id, email, full_name, role"
 
 
 class InvalidCredentials(Unauthorized):
@@ -50,60 +49,71 @@ class AuthService:
         password_hash = await hash_password(request.password)
         company_id, user_id = uuid7(), uuid7()
         email = request.email.lower()
+
+        async def work(tx: Tx) -> UserPublic:
+            await users.insert_company(tx.conn, company_id, request.company_name)
+            user = await users.insert_user(tx.conn, user_id=user_id, company_id=company_id, email=email,
+                                           password_hash=password_hash, full_name=request.full_name, role="admin")
+            await journal.audit(tx, company_id=company_id, actor=Actor(type="user", id=str(user_id)),
+                                event_type="company.registered", payload={"email": email})
+            return user
+
         try:
-            async with self.db.transaction() as tx:
-                await tx.conn.execute(
-                    "INSERT INTO companies (id, name) VALUES (%(id)s, %(name)s)",
-                    {"id": company_id, "name": request.company_name},
-                )
-                cur = await tx.conn.execute(
-                    f"INSERT INTO users (id, company_id, email, password_hash, full_name, role)"
-                    f" VALUES (%(id)s, %(company_id)s, %(email)s, %(hash)s, %(full_name)s, 'admin')"
-                    f" RETURNING {_USER_COLUMNS}",
-                    {"id": user_id, "company_id": company_id, "email": email, "hash": password_hash,
-                     "full_name": request.full_name},
-                )
-                row = await cur.fetchone()
-                await journal.audit(tx, company_id=company_id, actor=Actor(type="user", id=str(user_id)),
-                                    event_type="company.registered", payload={"email": email})
+            return await self.db.atomic(work)
         except psycopg.errors.UniqueViolation as exc:
             raise Conflict("an account with this email already exists") from exc
-        return UserPublic.model_validate(row)
 
     async def login(self, email: str, password: str) -> UserPublic:
         """Same error, same cost, for an unknown email and a wrong password."""
         async with self.db.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_USER_COLUMNS}, password_hash FROM users WHERE email = %(email)s",
-                {"email": email.strip().lower()},
-            )
-            row = await cur.fetchone()
-        if row is None:
+            found = await users.by_email(conn, email.strip().lower())
+        if found is None:
             await _verify(_DUMMY_HASH, password)
             raise InvalidCredentials("email or password is wrong")
-        if not await _verify(row["password_hash"], password):
+        if not await _verify(found.password_hash, password):
             raise InvalidCredentials("email or password is wrong")
-        user = UserPublic.model_validate(row)
-        async with self.db.transaction() as tx:
-            await tx.conn.execute("UPDATE users SET last_login_at = now() WHERE id = %(id)s", {"id": user.id})
+        user = UserPublic.model_validate(found.model_dump(exclude={"password_hash"}))
+
+        async def work(tx: Tx) -> None:
+            await users.touch_login(tx.conn, user.id)
             await journal.audit(tx, company_id=user.company_id, actor=Actor(type="user", id=str(user.id)),
                                 event_type="user.login", payload={})
+
+        await self.db.atomic(work)
         return user
 
     async def get_user(self, user_id: UUID, company_id: UUID) -> UserPublic:
         async with self.db.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_USER_COLUMNS} FROM users WHERE id = %(id)s AND company_id = %(company_id)s",
-                {"id": user_id, "company_id": company_id},
-            )
+            user = await users.get(conn, user_id, company_id)
+        if user is None:
+            raise Unauthorized("the account no longer exists")
+        return user
+
+    async def change_password(self, principal: Principal, current: str, new: str) -> int:
+        """Replace the caller's password (the current one proves it is them); every token issued
+        before is revoked. Returns the new token version."""
+        ids = {"id": principal.user_id, "company_id": principal.company_id}
+        async with self.db.connection() as conn:
+            cur = await conn.execute(users.PASSWORD_HASH, ids)
             row = await cur.fetchone()
         if row is None:
             raise Unauthorized("the account no longer exists")
-        return UserPublic.model_validate(row)
+        old_hash = row["password_hash"]
+        if not await _verify(old_hash, current):
+            raise Forbidden("the current password is wrong")
+        if await _verify(old_hash, new):
+            raise Invalid("the new password must differ from the current one",
+                          errors=[{"loc": ["new_password"], "msg": "is the current password"}])
+        new_hash = await hash_password(new)
+        async with self.db.transaction() as tx:
+            cur = await tx.conn.execute(users.CHANGE_PASSWORD, {**ids, "old_hash": old_hash, "new_hash": new_hash})
+            changed = await cur.fetchone()
+            if changed is None:
+                raise Conflict("the password was changed meanwhile; try again")
+            await journal.audit(tx, company_id=principal.company_id, actor=principal.actor,
+                                event_type="user.password_changed", payload={})
+        return int(changed["token_version"])
 
     async def count_users(self) -> int:
         async with self.db.connection() as conn:
-            cur = await conn.execute("SELECT count(*) AS n FROM users")
-            row = await cur.fetchone()
-        return int(row["n"]) if row else 0
-
+            return await users.count(conn)

@@ -1,4 +1,15 @@
-"""Cost tracking: every LLM call's tokens priced once, summed per team, checked against the budget."""
+"""Cost tracking: every LLM call reserved against the budget before it is made, billed once after.
+
+The hard cap (docs/architecture.md, "Budget"): `reserve` holds a call's worst-case cost in one guarded
+statement that succeeds only while `spent + reserved + worst case <= budget`; `settle` replaces the
+reservation with the real cost (never more than the reservation), `release` returns it when the
+provider answered without usage. So concurrent workers cannot overshoot: `spent_usd <= budget_usd`
+holds at every instant. A reservation left by a process that died mid-call is billed at its worst
+case by `bill_abandoned` (the provider may have served the call), never dropped.
+
+Each call attempt has its own cost row (the call id), so a call re-executed after a crash or a retry is
+billed again, exactly as the provider billed it again.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +18,20 @@ from decimal import Decimal
 from uuid import UUID
 
 from shared.db import journal
-from shared.db.database import Database
-from shared.domain.costs import compute_cost
+from shared.db.database import Database, Tx
+from shared.db.repositories import costs as repo
+from shared.db.repositories.costs import Budget, CallRow
 from shared.domain.errors import NotFound
+from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.domain.ids import uuid7
-from shared.domain.models import Actor, CostBreakdown, TeamCosts
-
-_INSERT = """
-WITH ins AS (
-    INSERT INTO cost_tracking (id, company_id, team_id, task_id, member_id, provider, model, input_tokens,
-                               output_tokens, cost_usd, purpose, idempotency_key)
-    SELECT %(id)s, t.company_id, t.id, %(task_id)s, %(member_id)s, %(provider)s, %(model)s,
-           %(input_tokens)s, %(output_tokens)s, %(cost_usd)s, %(purpose)s, %(key)s
-    FROM teams t WHERE t.id = %(team_id)s
-    ON CONFLICT (idempotency_key) DO NOTHING
-    RETURNING company_id, cost_usd
-)
-UPDATE teams SET spent_usd = spent_usd + ins.cost_usd FROM ins WHERE teams.id = %(team_id)s
-RETURNING ins.company_id, teams.spent_usd, teams.budget_usd
-"""
-
-_BREAKDOWN = """
-SELECT {key} AS key, coalesce(sum(c.cost_usd), 0) AS total_usd, coalesce(sum(c.input_tokens), 0) AS input_tokens,
-       coalesce(sum(c.output_tokens), 0) AS output_tokens, count(*) AS calls
-FROM cost_tracking c {join} WHERE c.team_id = %(team_id)s GROUP BY 1 ORDER BY 2 DESC, 1
-"""
-_BY_MODEL = _BREAKDOWN.format(key="c.model", join="")
-_BY_MEMBER = _BREAKDOWN.format(
-    key="coalesce(m.name, 'unattributed')", join="LEFT JOIN team_members m ON m.id = c.member_id"
-)
-_TEAM_BUDGET = "SELECT spent_usd, budget_usd FROM teams WHERE id = %(team_id)s"
+from shared.domain.models import Actor, TeamCosts
 
 
 @dataclass(frozen=True)
 class BudgetStatus:
     spent_usd: Decimal
     budget_usd: Decimal | None
+    reserved_usd: Decimal = Decimal(0)
 
     @property
     def exceeded(self) -> bool:
@@ -50,69 +39,143 @@ class BudgetStatus:
 
     @property
     def remaining_usd(self) -> Decimal | None:
-        return None if self.budget_usd is None else self.budget_usd - self.spent_usd
+        return None if self.budget_usd is None else self.budget_usd - self.spent_usd - self.reserved_usd
+
+
+class BudgetExhausted(ClassifiedFailure):
+    """The next LLM call's worst case does not fit in what is left of the team's budget."""
+
+    def __init__(self, needed: Decimal, status: BudgetStatus) -> None:
+        super().__init__(
+            FailureType.BUDGET_EXCEEDED,
+            f"the next call may cost up to ${needed} and ${status.remaining_usd} of the ${status.budget_usd} "
+            "budget is left; the call was not made",
+        )
+        self.needed = needed
+        self.status = status
+
+
+@dataclass(frozen=True)
+class CallUsage:
+    """What the provider reported for one call."""
+
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: Decimal
+
+
+def _status(budget: Budget) -> BudgetStatus:
+    return BudgetStatus(budget.spent_usd, budget.budget_usd, budget.reserved_usd)
 
 
 class CostTracker:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def record(
+    async def reserve(
         self,
         *,
         team_id: UUID,
         provider: str,
         model: str,
         input_tokens: int,
-        output_tokens: int,
-        actor: Actor,
+        max_tokens: int,
+        worst_case_usd: Decimal,
+        ttl_seconds: float,
+        purpose: str,
         task_id: UUID | None = None,
         member_id: UUID | None = None,
-        purpose: str = "llm",
-        idempotency_key: str | None = None,
-    ) -> BudgetStatus:
-        """Record one call (once per idempotency key) and return the team's budget position."""
-        cost = compute_cost(model, input_tokens, output_tokens)
-        async with self.db.transaction() as tx:
-            cur = await tx.conn.execute(
-                _INSERT,
-                {"id": uuid7(), "team_id": team_id, "task_id": task_id, "member_id": member_id,
-                 "provider": provider, "model": model, "input_tokens": input_tokens,
-                 "output_tokens": output_tokens, "cost_usd": cost, "purpose": purpose, "key": idempotency_key},
-            )
-            row = await cur.fetchone()
-            if row is None:  # already recorded (or no such team)
-                cur = await tx.conn.execute(_TEAM_BUDGET, {"team_id": team_id})
-                team = await cur.fetchone()
-                if team is None:
+    ) -> UUID:
+        """Hold `worst_case_usd` for a call about to be made; its call id. Raises BudgetExhausted."""
+        call_id = uuid7()
+        async with self.db.connection() as conn:
+            reserved = await repo.reserve(conn, call_id=call_id, team_id=team_id, task_id=task_id,
+                                          member_id=member_id, provider=provider, model=model, purpose=purpose,
+                                          input_tokens=input_tokens, max_tokens=max_tokens,
+                                          reserve=worst_case_usd, ttl_seconds=ttl_seconds)
+            if reserved is None:
+                budget = await repo.budget(conn, team_id)
+                if budget is None:
                     raise NotFound("team not found")
-                return BudgetStatus(team["spent_usd"], team["budget_usd"])
-            data = {"provider": provider, "model": model, "input_tokens": input_tokens,
-                    "output_tokens": output_tokens, "cost_usd": str(cost), "purpose": purpose,
-                    "spent_usd": str(row["spent_usd"]),
-                    "member_id": str(member_id) if member_id else None}
-            await journal.audit(tx, company_id=row["company_id"], team_id=team_id, task_id=task_id, actor=actor,
-                                event_type="llm.call", payload=data)
-            await journal.emit(tx, team_id=team_id, task_id=task_id, event_type="cost.recorded", data=data)
-        return BudgetStatus(row["spent_usd"], row["budget_usd"])
+                raise BudgetExhausted(worst_case_usd, _status(budget))
+        return call_id
+
+    async def settle(self, call_id: UUID, team_id: UUID, usage: CallUsage, actor: Actor) -> BudgetStatus:
+        """Bill the call's real usage (once: a second settle of the same call changes nothing)."""
+
+        async def work(tx: Tx) -> BudgetStatus:
+            call = await repo.lock_call(tx.conn, call_id, team_id)
+            if call is None:
+                raise NotFound("no such LLM call")
+            if call.status not in ("reserved", "estimated"):
+                return await self._budget(tx, team_id)
+            budget = await repo.settle(tx.conn, call, model=usage.model, input_tokens=usage.input_tokens,
+                                       output_tokens=usage.output_tokens, cost=usage.cost_usd)
+            assert budget is not None
+            await self._bill_event(tx, call, budget, model=usage.model, input_tokens=usage.input_tokens,
+                                   output_tokens=usage.output_tokens, cost=usage.cost_usd, actor=actor,
+                                   estimated=False)
+            return _status(budget)
+
+        return await self.db.atomic(work)
+
+    async def release(self, call_id: UUID) -> None:
+        """The call failed without usage: nothing is billed and its reservation goes back."""
+        async with self.db.connection() as conn:
+            await repo.release(conn, call_id)
+
+    async def bill_abandoned(self, *, limit: int = 500) -> int:
+        """Bill reservations whose process died mid-call at their worst case; how many were billed."""
+        async with self.db.connection() as conn:
+            expired = await repo.expired(conn, limit)
+        billed = 0
+        for item in expired:
+
+            async def work(tx: Tx, item: repo.Expired = item) -> bool:
+                call = await repo.lock_call(tx.conn, item.id, item.team_id)
+                if call is None or call.status != "reserved":
+                    return False
+                budget = await repo.estimate(tx.conn, item.id)
+                if budget is None:  # not expired any more (clock) or settled meanwhile
+                    return False
+                await self._bill_event(tx, call, budget, model=call.model, input_tokens=call.input_tokens,
+                                       output_tokens=call.output_tokens, cost=call.reserved_usd,
+                                       actor=Actor.system(), estimated=True)
+                return True
+
+            billed += await self.db.atomic(work)
+        return billed
+
+    async def _bill_event(self, tx: Tx, call: CallRow, budget: Budget, *, model: str, input_tokens: int,
+                          output_tokens: int, cost: Decimal, actor: Actor, estimated: bool) -> None:
+        data = {"call_id": str(call.id), "provider": call.provider, "model": model, "input_tokens": input_tokens,
+                "output_tokens": output_tokens, "cost_usd": str(cost), "purpose": call.purpose,
+                "spent_usd": str(budget.spent_usd), "member_id": str(call.member_id) if call.member_id else None,
+                "estimated": estimated}
+        await journal.audit(tx, company_id=call.company_id, team_id=call.team_id, task_id=call.task_id,
+                            actor=actor, event_type="llm.call", payload=data)
+        await journal.emit(tx, team_id=call.team_id, task_id=call.task_id, event_type="cost.recorded", data=data)
+
+    async def _budget(self, tx: Tx, team_id: UUID) -> BudgetStatus:
+        budget = await repo.budget(tx.conn, team_id)
+        if budget is None:
+            raise NotFound("team not found")
+        return _status(budget)
 
     async def budget(self, team_id: UUID) -> BudgetStatus:
         async with self.db.connection() as conn:
-            cur = await conn.execute(_TEAM_BUDGET, {"team_id": team_id})
-            row = await cur.fetchone()
-        if row is None:
+            budget = await repo.budget(conn, team_id)
+        if budget is None:
             raise NotFound("team not found")
-        return BudgetStatus(row["spent_usd"], row["budget_usd"])
+        return _status(budget)
 
     async def totals(self, team_id: UUID) -> TeamCosts:
         async with self.db.connection() as conn:
-            by_model = await (await conn.execute(_BY_MODEL, {"team_id": team_id})).fetchall()
-            by_member = await (await conn.execute(_BY_MEMBER, {"team_id": team_id})).fetchall()
-            team = await (await conn.execute(_TEAM_BUDGET, {"team_id": team_id})).fetchone()
-        if team is None:
+            by_model = await repo.by_model(conn, team_id)
+            by_member = await repo.by_member(conn, team_id)
+            budget = await repo.budget(conn, team_id)
+        if budget is None:
             raise NotFound("team not found")
-        return TeamCosts(
-            total_usd=team["spent_usd"], budget_usd=team["budget_usd"],
-            by_model=[CostBreakdown.model_validate(r) for r in by_model],
-            by_member=[CostBreakdown.model_validate(r) for r in by_member],
-        )
+        return TeamCosts(total_usd=budget.spent_usd, budget_usd=budget.budget_usd, reserved_usd=budget.reserved_usd,
+                         by_model=by_model, by_member=by_member)

@@ -3,42 +3,20 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 from uuid import UUID
 
 from shared.db import journal
-from shared.db.database import Database
+from shared.db.database import Database, Tx
+from shared.db.repositories import escalations as repo
+from shared.db.repositories import tasks as task_repo
+from shared.db.repositories import teams as team_repo
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.ids import uuid7
-from shared.domain.models import Actor, EscalationPublic, EscalationResolve, Principal
+from shared.domain.models import Actor, EscalationRecord, EscalationResolve, Principal
 from shared.domain.states import TaskStatus, task_sources
+from shared.orchestration_names import Event
 
 log = logging.getLogger(__name__)
-
-_COLUMNS = "id, team_id, task_id, reason, failure_type, status, action, note, input, created_at, resolved_at"
-
-_INSERT = f"""
-INSERT INTO escalations (id, company_id, team_id, task_id, reason, failure_type, instance_id)
-VALUES (%(id)s, %(company_id)s, %(team_id)s, %(task_id)s, %(reason)s, %(failure_type)s, %(instance_id)s)
-ON CONFLICT (task_id) WHERE status = 'open' DO NOTHING
-RETURNING {_COLUMNS}
-"""
-_OPEN_FOR_TASK = f"SELECT {_COLUMNS} FROM escalations WHERE task_id = %(task_id)s AND status = 'open'"
-_OPEN_FOR_TEAM = f"""
-SELECT {_COLUMNS} FROM escalations
-WHERE team_id = %(team_id)s AND task_id IS NULL AND failure_type = %(failure_type)s AND status = 'open'
-"""
-_RESOLVE = f"""
-UPDATE escalations SET status = 'resolved', action = %(action)s, note = %(note)s, input = %(input)s,
-       resolved_at = now(), resolved_by = %(user_id)s
-WHERE id = %(id)s AND company_id = %(company_id)s AND status = 'open'
-RETURNING {_COLUMNS}, instance_id, company_id
-"""
-_EXISTS = "SELECT status FROM escalations WHERE id = %(id)s AND company_id = %(company_id)s"
-_LIST = f"""
-SELECT {_COLUMNS} FROM escalations WHERE company_id = %(company_id)s {{status}} {{team}}
-ORDER BY created_at DESC, id DESC LIMIT %(limit)s
-"""
 
 
 class EscalationService:
@@ -54,83 +32,91 @@ class EscalationService:
         actor: Actor,
         task_id: UUID | None = None,
         instance_id: str | None = None,
-    ) -> EscalationPublic:
+    ) -> EscalationRecord:
         """Open once: the task moves to `escalated` and one open escalation exists, however often called."""
-        async with self.db.transaction() as tx:
-            cur = await tx.conn.execute(
-                "SELECT company_id FROM teams WHERE id = %(id)s FOR UPDATE", {"id": team_id}
-            )
-            team = await cur.fetchone()
+
+        async def work(tx: Tx) -> tuple[EscalationRecord, bool]:
+            team = await team_repo.lock(tx.conn, team_id)  # lock order: team, then task
             if team is None:
                 raise NotFound("team not found")
             if task_id is not None:
-                cur = await tx.conn.execute(_OPEN_FOR_TASK, {"task_id": task_id})
+                existing = await repo.open_for_task(tx.conn, task_id)
             else:
-                cur = await tx.conn.execute(_OPEN_FOR_TEAM, {"team_id": team_id, "failure_type": failure_type})
-            existing = await cur.fetchone()
+                existing = await repo.open_for_team(tx.conn, team_id, failure_type)
             if existing is not None:
-                return EscalationPublic.model_validate(existing)
+                return existing, False
             if task_id is not None:
-                cur = await tx.conn.execute("SELECT status FROM tasks WHERE id = %(id)s", {"id": task_id})
-                task = await cur.fetchone()
+                task = await task_repo.get(tx.conn, task_id)
                 if task is None:
                     raise NotFound("task not found")
-                if task["status"] != TaskStatus.ESCALATED.value:
-                    await journal.transition(
-                        tx, entity="task", entity_id=task_id, target=TaskStatus.ESCALATED.value,
+                if task.status != TaskStatus.ESCALATED:
+                    await journal.transition_task(
+                        tx, entity_id=task_id, target=TaskStatus.ESCALATED.value,
                         sources=[s.value for s in task_sources(TaskStatus.ESCALATED)], actor=actor,
                         payload={"reason": reason, "failure_type": failure_type},
                     )
-            cur = await tx.conn.execute(
-                _INSERT,
-                {"id": uuid7(), "company_id": team["company_id"], "team_id": team_id, "task_id": task_id,
-                 "reason": reason, "failure_type": failure_type, "instance_id": instance_id},
-            )
-            row = await cur.fetchone()
-            assert row is not None  # the open-per-task check above ran under the team row lock
-            escalation = EscalationPublic.model_validate(row)
+            escalation = await repo.insert(tx.conn, id=uuid7(), company_id=team.company_id, team_id=team_id,
+                                           task_id=task_id, reason=reason, failure_type=failure_type,
+                                           instance_id=instance_id)
+            assert escalation is not None  # the open-per-task check above ran under the team row lock
             await journal.record(
-                tx, company_id=team["company_id"], team_id=team_id, task_id=task_id, actor=actor,
+                tx, company_id=team.company_id, team_id=team_id, task_id=task_id, actor=actor,
                 event_type="escalation.created",
                 data={"escalation_id": str(escalation.id), "reason": reason, "failure_type": failure_type},
             )
-        # The budget-escalation alert (infra/modules/alerts.bicep) queries this log line.
-        log.warning("escalation.created", extra={"failure_type": failure_type, "team_id": str(team_id),
-                                                 "task_id": str(task_id) if task_id else None,
-                                                 "escalation_id": str(escalation.id)})
+            return escalation, True
+
+        escalation, created = await self.db.atomic(work)
+        if created:
+            # The budget-escalation alert (infra/modules/alerts.bicep) queries this log line.
+            log.warning("escalation.created", extra={"failure_type": failure_type, "team_id": str(team_id),
+                                                     "task_id": str(task_id) if task_id else None,
+                                                     "escalation_id": str(escalation.id)})
         return escalation
 
-    async def resolve(
-        self, principal: Principal, escalation_id: UUID, decision: EscalationResolve
-    ) -> tuple[EscalationPublic, str | None]:
-        """Record the decision; return it with the instance id of the orchestration waiting for it."""
-        async with self.db.transaction() as tx:
-            cur = await tx.conn.execute(
-                _RESOLVE,
-                {"id": escalation_id, "company_id": principal.company_id, "action": decision.action,
-                 "note": decision.note, "input": decision.input, "user_id": principal.user_id},
-            )
-            row = await cur.fetchone()
-            if row is None:
-                cur = await tx.conn.execute(_EXISTS, {"id": escalation_id, "company_id": principal.company_id})
-                if await cur.fetchone() is None:
-                    raise NotFound("escalation not found")
-                raise Conflict("the escalation is already resolved")
-            escalation = EscalationPublic.model_validate(row)
-            await journal.record(
-                tx, company_id=row["company_id"], team_id=escalation.team_id, task_id=escalation.task_id,
-                actor=principal.actor, event_type="escalation.resolved",
-                data={"escalation_id": str(escalation.id), "action": decision.action, "note": decision.note},
-            )
-        return escalation, row["instance_id"]
+    async def resolve(self, tx: Tx, principal: Principal, escalation_id: UUID,
+                      decision: EscalationResolve) -> tuple[EscalationRecord, UUID | None]:
+        """Record the decision and queue its signal to the waiting orchestration, in the caller's
+        transaction; (the escalation, the signal id or None when nothing needs telling).
 
-    async def get(self, escalation_id: UUID) -> EscalationPublic:
-        async with self.db.connection() as conn:
-            cur = await conn.execute(f"SELECT {_COLUMNS} FROM escalations WHERE id = %(id)s", {"id": escalation_id})
-            row = await cur.fetchone()
-        if row is None:
+        Resolving again with the same action is idempotent (the same answer, no second signal); a
+        different action on a resolved escalation is a conflict.
+        """
+        current = await repo.lock(tx.conn, escalation_id, principal.company_id)
+        if current is None:
             raise NotFound("escalation not found")
-        return EscalationPublic.model_validate(row)
+        if current.status == "resolved":
+            if current.action == decision.action:
+                return current, None
+            raise Conflict(f"the escalation is already resolved with {current.action!r}")
+        resolved = await repo.resolve(tx.conn, escalation_id, action=decision.action, note=decision.note,
+                                      input=decision.input, user_id=principal.user_id)
+        assert resolved is not None  # locked and open above
+        await journal.record(
+            tx, company_id=resolved.company_id, team_id=resolved.team_id, task_id=resolved.task_id,
+            actor=principal.actor, event_type="escalation.resolved",
+            data={"escalation_id": str(resolved.id), "action": decision.action, "note": decision.note},
+        )
+        signal_id = None
+        if resolved.instance_id:
+            signal_id = await journal.signal(
+                tx, company_id=resolved.company_id, team_id=resolved.team_id, instance_id=resolved.instance_id,
+                name=Event.ESCALATION_RESOLVED,
+                payload={"escalation_id": str(resolved.id), "action": decision.action, "note": decision.note,
+                         "input": decision.input},
+            )
+        return resolved, signal_id
+
+    async def get(self, escalation_id: UUID) -> EscalationRecord:
+        async with self.db.connection() as conn:
+            escalation = await repo.get(conn, escalation_id)
+        if escalation is None:
+            raise NotFound("escalation not found")
+        return escalation
+
+    async def open_for_task(self, task_id: UUID) -> EscalationRecord | None:
+        async with self.db.connection() as conn:
+            return await repo.open_for_task(conn, task_id)
 
     async def list(
         self,
@@ -140,13 +126,6 @@ class EscalationService:
         team_id: UUID | None = None,
         task_id: UUID | None = None,
         limit: int = 100,
-    ) -> list[EscalationPublic]:
-        params: dict[str, Any] = {"company_id": company_id, "status": status, "team_id": team_id,
-                                  "task_id": task_id, "limit": limit}
-        statement = _LIST.format(
-            status="AND status = %(status)s" if status else "",
-            team=("AND team_id = %(team_id)s" if team_id else "") + (" AND task_id = %(task_id)s" if task_id else ""),
-        )
+    ) -> list[EscalationRecord]:
         async with self.db.connection() as conn:
-            cur = await conn.execute(statement, params)
-            return [EscalationPublic.model_validate(r) for r in await cur.fetchall()]
+            return await repo.page(conn, company_id, status=status, team_id=team_id, task_id=task_id, limit=limit)

@@ -2,31 +2,35 @@
 
 Activities are delivered at least once (a crash after the side effect re-runs them), so every step
 first looks at where the rows already are and only does what is still missing: a re-run changes
-nothing twice. LLM calls are billed once per (step, call) through idempotency keys.
+nothing twice. What a step writes after its LLM call (tasks, checkpoint, transition, message) commits
+in one transaction, so a crash leaves either all of it or none of it. Every LLM call goes through
+`MeteredProvider`: reserved against the budget before it is made, billed once per attempt after.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeVar
-from uuid import UUID
-
-from pydantic import BaseModel
+from typing import Any
+from uuid import UUID, uuid5
 
 from shared.agents import manager, worker
-from shared.agents.llm import AgentFailed, Completion, LLMProvider
-from shared.agents.runner import AgentResult
+from shared.agents.llm import LLMProvider
 from shared.agents.schemas import TaskBrief, TaskOutcome
+from shared.db.database import Tx
 from shared.domain.errors import IllegalTransition
 from shared.domain.failures import ClassifiedFailure, FailureType
-from shared.domain.models import Actor, PlannedTaskIn, TaskPublic
+from shared.domain.models import Actor, CheckpointRecord, MemberPublic, PlannedTaskIn, TaskRecord
 from shared.domain.states import TaskStatus, TeamStatus
+from shared.orchestration_names import Verdict
 from shared.services import Services
+from shared.services.metering import CallScope, MeteredProvider
 
 SYSTEM = Actor.system()
-T = TypeVar("T", bound=BaseModel)
+MANAGER = Actor(type="agent", id="manager")
 MAX_EXECUTION_STEPS = 6
+#: Namespace of the ids of messages a step posts: the same step always posts the same message id.
+_MESSAGES = UUID("5e0c0a8e-7f39-4d3a-9d1e-6a0d8f3b2c11")
 
 
 class TeamStopped(ClassifiedFailure):
@@ -37,152 +41,157 @@ class TeamStopped(ClassifiedFailure):
         self.status = status
 
 
+def _message_id(*parts: object) -> UUID:
+    return uuid5(_MESSAGES, ":".join(str(p) for p in parts))
+
+
+def _brief(task: TaskRecord) -> TaskBrief:
+    return TaskBrief(title=task.title, description=task.description, acceptance_criteria=task.acceptance_criteria,
+                     specialization=task.specialization)
+
+
 class TeamRun:
-    def __init__(self, services: Services, llm: LLMProvider, *, manager_model: str, worker_model: str) -> None:
+    def __init__(self, services: Services, llm: LLMProvider, *, manager_model: str, worker_model: str,
+                 call_timeout_seconds: float = 600.0) -> None:
         self.s = services
         self.llm = llm
         self.manager_model = manager_model
         self.worker_model = worker_model
+        self.call_timeout_seconds = call_timeout_seconds
 
-    async def _bill(self, completions: Sequence[Completion], *, team_id: UUID, key: str,
-                    task_id: UUID | None = None, member_id: UUID | None = None, purpose: str) -> bool:
-        """Record every call; return True when the budget is now exceeded."""
-        exceeded = False
-        for i, completion in enumerate(completions):
-            status = await self.s.costs.record(
-                team_id=team_id, task_id=task_id, member_id=member_id, provider=completion.provider,
-                model=completion.model, input_tokens=completion.input_tokens, output_tokens=completion.output_tokens,
-                actor=Actor(type="agent", id=str(member_id) if member_id else "manager"), purpose=purpose,
-                idempotency_key=f"{key}:{i}",
-            )
-            exceeded = status.exceeded
-        return exceeded
+    def _metered(self, team_id: UUID, purpose: str, *, task_id: UUID | None = None,
+                 member_id: UUID | None = None, actor: Actor = MANAGER) -> MeteredProvider:
+        scope = CallScope(team_id=team_id, purpose=purpose, actor=actor, task_id=task_id, member_id=member_id)
+        return MeteredProvider(self.llm, self.s.costs, scope, call_timeout_seconds=self.call_timeout_seconds)
 
-    async def _billed(self, call: Awaitable[AgentResult[T]], *, team_id: UUID, key: str, purpose: str,
-                      task_id: UUID | None = None, member_id: UUID | None = None) -> AgentResult[T]:
-        """Run an agent call and bill every LLM call it made, the failed attempts included."""
-        try:
-            result = await call
-        except AgentFailed as failure:
-            await self._bill(failure.completions, team_id=team_id, task_id=task_id, member_id=member_id,
-                             key=f"{key}:failed", purpose=purpose)
-            raise
-        await self._bill(result.completions, team_id=team_id, task_id=task_id, member_id=member_id, key=key,
-                         purpose=purpose)
-        return result
-
-    async def _member_name(self, team_id: UUID, member_id: UUID | None) -> str:
-        members = {m.id: m.name for m in await self.s.teams.members(team_id)}
-        return members.get(member_id, "Worker") if member_id else "Worker"
-
-    async def _manager_id(self, team_id: UUID) -> UUID | None:
-        return next((m.id for m in await self.s.teams.members(team_id) if m.role == "manager"), None)
+    @staticmethod
+    def _manager(members: Sequence[MemberPublic]) -> UUID | None:
+        return next((m.id for m in members if m.role == "manager"), None)
 
     # --- team level -------------------------------------------------------------------------------
 
     async def plan(self, team_id: UUID) -> dict[str, Any]:
         scope = await self.s.teams.get_scope(team_id)
-        if scope["status"] != TeamStatus.PLANNING.value:
-            raise TeamStopped(scope["status"])
+        if scope.status != TeamStatus.PLANNING:
+            raise TeamStopped(scope.status.value)
         existing = await self.s.tasks.list_for_team(team_id)
         if not existing:
-            team = await self.s.teams.get(scope["company_id"], team_id)
-            manager_id = await self._manager_id(team_id)
-            result = await self._billed(
-                manager.plan_goal(self.llm, goal=team.goal, workers=team.workers, model=self.manager_model),
-                team_id=team_id, key=f"plan:{team_id}", member_id=manager_id, purpose="plan")
-            await self.s.teams.staff(team_id, [(m.name, m.specialization) for m in result.value.members], SYSTEM)
+            team = await self.s.teams.get(scope.company_id, team_id)
+            manager_id = self._manager(team.members or [])
+            result = await manager.plan_goal(self._metered(team_id, "plan", member_id=manager_id), goal=team.goal,
+                                             workers=team.workers, model=self.manager_model)
             items = [PlannedTaskIn(key=t.key, title=t.title, description=t.description,
                                    acceptance_criteria=list(t.acceptance_criteria), dependencies=list(t.dependencies),
                                    specialization=t.specialization) for t in result.value.tasks]
-            existing = await self.s.tasks.create_plan(team_id, items, SYSTEM)
-            titles = "\n".join(f"{i + 1}. {t.title}" for i, t in enumerate(existing))
-            await self.s.messages.post(team_id=team_id, sender="Manager", kind="plan", member_id=manager_id,
-                                       content=f"Plan ({result.prompt_version}):\n{titles}",
-                                       actor=Actor(type="agent", id="manager"))
-            if scope["approve_plan"]:
-                await self.s.teams.set_awaiting_plan_approval(team_id, True, SYSTEM)
-        return {"tasks": _plan_view(existing), "awaiting_approval": bool(scope["approve_plan"])}
+            staffing = [(m.name, m.specialization) for m in result.value.members]
+
+            async def persist(tx: Tx) -> list[TaskRecord]:
+                await self.s.teams.staff(team_id, staffing, SYSTEM, tx=tx)
+                tasks = await self.s.tasks.create_plan(team_id, items, SYSTEM, tx=tx)
+                titles = "\n".join(f"{i + 1}. {t.title}" for i, t in enumerate(tasks))
+                await self.s.messages.post(tx=tx, team_id=team_id, sender="Manager", kind="plan", member_id=manager_id,
+                                             content=f"Plan ({result.prompt_version}):\n{titles}",
+                                             message_id=_message_id("plan", team_id))
+                if scope.approve_plan:
+                    await self.s.teams.set_awaiting_plan_approval(team_id, True, SYSTEM, tx=tx)
+                return tasks
+
+            existing = await self.s.db.atomic(persist)
+        return {"tasks": _plan_view(existing), "awaiting_approval": scope.approve_plan}
 
     async def load_plan(self, team_id: UUID) -> dict[str, Any]:
         return {"tasks": _plan_view(await self.s.tasks.list_for_team(team_id))}
 
     async def activate(self, team_id: UUID) -> str:
         try:
-            row = await self.s.teams.activate(team_id, SYSTEM)
-            return str(row["status"])
+            return (await self.s.teams.activate(team_id, SYSTEM)).status.value
         except IllegalTransition as exc:
             return exc.current
 
     async def status(self, team_id: UUID) -> dict[str, Any]:
         scope = await self.s.teams.get_scope(team_id)
-        budget = await self.s.costs.budget(team_id)
-        return {"status": scope["status"], "budget_exceeded": budget.exceeded,
-                "spent_usd": str(budget.spent_usd),
-                "budget_usd": None if budget.budget_usd is None else str(budget.budget_usd)}
+        exceeded = scope.budget_usd is not None and scope.spent_usd >= scope.budget_usd
+        return {"status": scope.status.value, "budget_exceeded": exceeded, "spent_usd": str(scope.spent_usd),
+                "budget_usd": None if scope.budget_usd is None else str(scope.budget_usd)}
 
     async def pause_for_budget(self, team_id: UUID, instance_id: str) -> dict[str, Any]:
+        """Pause the team at its budget (a team still planning stays `planning`) and open, once, the
+        escalation that asks for a decision."""
         budget = await self.s.costs.budget(team_id)
+        status = TeamStatus.PAUSED.value
         try:
             await self.s.teams.pause(team_id, SYSTEM, reason="budget exceeded")
         except IllegalTransition as exc:
-            if exc.current != TeamStatus.PAUSED.value:
+            if exc.current not in (TeamStatus.PAUSED.value, TeamStatus.PLANNING.value):
                 return {"status": exc.current, "escalation_id": None}
+            status = exc.current
         escalation = await self.s.escalations.open(
-            team_id=team_id, reason=f"Budget exceeded: spent ${budget.spent_usd:.4f} of ${budget.budget_usd}",
+            team_id=team_id, reason=f"Budget reached: spent ${budget.spent_usd:.4f} of ${budget.budget_usd}; "
+                                    "the next LLM call would not fit",
             failure_type=FailureType.BUDGET_EXCEEDED.value, actor=SYSTEM, instance_id=instance_id,
         )
-        return {"status": TeamStatus.PAUSED.value, "escalation_id": str(escalation.id)}
+        return {"status": status, "escalation_id": str(escalation.id)}
 
     async def apply_budget_decision(self, team_id: UUID, action: str, value: str | None) -> str:
         """retry/provide_input: raise the budget (to `value` when given) and resume; skip: lift the
-        budget; fail: fail the team."""
+        budget; fail: fail the team. A new budget below what is spent leaves the team paused (a team
+        stopped while planning stays `planning` and plans again)."""
         if action == "fail":
             return await self._finish(team_id, failed_reason="a human stopped the team at its budget")
-        async with self.s.db.transaction() as tx:
-            if action == "skip":
-                await tx.conn.execute("UPDATE teams SET budget_usd = NULL WHERE id = %(id)s", {"id": team_id})
-            elif value:
-                try:
-                    new_budget = Decimal(value.strip().lstrip("$"))
-                except InvalidOperation:
-                    new_budget = None
-                if new_budget is not None and new_budget >= 0:
-                    await tx.conn.execute("UPDATE teams SET budget_usd = %(b)s WHERE id = %(id)s",
-                                          {"id": team_id, "b": new_budget})
-        try:
-            row = await self.s.teams.resume(team_id, SYSTEM)
-            return str(row["status"])
-        except IllegalTransition as exc:
-            return exc.current
+        new_budget: Decimal | None = None
+        if action != "skip":
+            try:
+                new_budget = Decimal((value or "").strip().lstrip("$"))
+            except InvalidOperation:
+                new_budget = None
+            if new_budget is None or not new_budget.is_finite() or new_budget < 0:
+                scope = await self.s.teams.get_scope(team_id)
+                new_budget = scope.budget_usd  # "retry" without a usable amount: keep the budget
+
+        async def work(tx: Tx) -> str:
+            target = None if action == "skip" else new_budget
+            changes_budget = action == "skip" or new_budget is not None
+            if changes_budget and not await self.s.teams.set_budget(team_id, target, SYSTEM, tx=tx):
+                return TeamStatus.PAUSED.value
+            try:
+                return (await self.s.teams.move(tx, team_id, TeamStatus.ACTIVE, SYSTEM,
+                                                sources=(TeamStatus.PAUSED,))).status.value
+            except IllegalTransition as exc:
+                return exc.current
+
+        return await self.s.db.atomic(work)
 
     async def summarize(self, team_id: UUID) -> str:
         scope = await self.s.teams.get_scope(team_id)
-        if scope["status"] != TeamStatus.ACTIVE.value:
-            return str(scope["status"])
-        team = await self.s.teams.get(scope["company_id"], team_id)
+        if scope.status != TeamStatus.ACTIVE:
+            return scope.status.value
+        team = await self.s.teams.get(scope.company_id, team_id)
         outcomes = [TaskOutcome(title=t.title, status=t.status.value, output=t.output) for t in team.tasks or []]
-        manager_id = await self._manager_id(team_id)
-        result = await self._billed(
-            manager.summarize(self.llm, goal=team.goal, tasks=outcomes, model=self.manager_model),
-            team_id=team_id, key=f"summary:{team_id}", member_id=manager_id, purpose="summary")
+        manager_id = self._manager(team.members or [])
+        result = await manager.summarize(self._metered(team_id, "summary", member_id=manager_id), goal=team.goal,
+                                         tasks=outcomes, model=self.manager_model)
         summary = result.value
         text = summary.summary
         if summary.highlights:
             text += "\n\nHighlights:\n" + "\n".join(f"- {h}" for h in summary.highlights)
         if summary.follow_ups:
             text += "\n\nFollow-ups:\n" + "\n".join(f"- {f}" for f in summary.follow_ups)
-        await self.s.messages.post(team_id=team_id, sender="Manager", kind="summary", member_id=manager_id,
-                                   content=text, actor=Actor(type="agent", id="manager"))
-        return await self._finish(team_id, result=text)
 
-    async def _finish(self, team_id: UUID, *, result: str | None = None, failed_reason: str | None = None) -> str:
+        async def finish(tx: Tx) -> str:
+            await self.s.messages.post(tx=tx, team_id=team_id, sender="Manager", kind="summary", member_id=manager_id,
+                                         content=text, message_id=_message_id("summary", team_id))
+            try:
+                return (await self.s.teams.move(tx, team_id, TeamStatus.COMPLETED, SYSTEM,
+                                                sets=("completed_at = now()", "result = %(result)s"),
+                                                params={"result": text})).status.value
+            except IllegalTransition as exc:
+                return exc.current
+
+        return await self.s.db.atomic(finish)
+
+    async def _finish(self, team_id: UUID, *, failed_reason: str) -> str:
         try:
-            if failed_reason is not None:
-                row = await self.s.teams.fail(team_id, SYSTEM, reason=failed_reason)
-            else:
-                row = await self.s.teams.complete(team_id, SYSTEM, result=result or "")
-            return str(row["status"])
+            return (await self.s.teams.fail(team_id, SYSTEM, reason=failed_reason)).status.value
         except IllegalTransition as exc:
             return exc.current
 
@@ -191,16 +200,13 @@ class TeamRun:
 
     # --- task level -------------------------------------------------------------------------------
 
-    async def _task(self, task_id: UUID) -> TaskPublic:
-        return await self.s.tasks.get(task_id)
-
     async def _ensure_team_running(self, team_id: UUID) -> None:
         scope = await self.s.teams.get_scope(team_id)
-        if scope["status"] in (TeamStatus.CANCELLED.value, TeamStatus.FAILED.value, TeamStatus.COMPLETED.value):
-            raise TeamStopped(scope["status"])
+        if scope.status in (TeamStatus.CANCELLED, TeamStatus.FAILED, TeamStatus.COMPLETED):
+            raise TeamStopped(scope.status.value)
 
     async def assign(self, task_id: UUID) -> dict[str, Any]:
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status != TaskStatus.PENDING:
             return {"status": task.status.value, "assigned_to": str(task.assigned_to) if task.assigned_to else None}
         await self._ensure_team_running(task.team_id)
@@ -212,15 +218,14 @@ class TeamRun:
         return {"status": moved.status.value, "assigned_to": str(chosen.id)}
 
     async def _open_load(self, team_id: UUID) -> dict[UUID, int]:
-        tasks = await self.s.tasks.list_for_team(team_id)
         load: dict[UUID, int] = {}
-        for t in tasks:
+        for t in await self.s.tasks.list_for_team(team_id):
             if t.assigned_to and t.status not in (TaskStatus.COMPLETED, TaskStatus.FAILED):
                 load[t.assigned_to] = load.get(t.assigned_to, 0) + 1
         return load
 
     async def start(self, task_id: UUID) -> str:
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status in (TaskStatus.ASSIGNED, TaskStatus.REVISION_REQUESTED):
             await self._ensure_team_running(task.team_id)
             return (await self.s.tasks.start(task_id, Actor(type="agent", id=str(task.assigned_to)),
@@ -229,63 +234,56 @@ class TeamRun:
 
     async def execute(self, task_id: UUID) -> dict[str, Any]:
         """Run the worker's steps, checkpointing each; resume after the latest checkpoint of this round."""
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status != TaskStatus.IN_PROGRESS:
             return {"status": task.status.value, "output": task.output or ""}
         await self._ensure_team_running(task.team_id)
         round_number = task.revision_count
-        checkpoints = [c for c in await self._round_checkpoints(task_id) if c["state"].get("round") == round_number]
-        contents = [c["step_output"].get("content", "") for c in checkpoints]
-        next_step = await self._next_step_number(task_id)
-        if checkpoints and checkpoints[-1]["step_output"].get("is_final"):
+        all_checkpoints = await self.s.checkpoints.list(task_id)
+        checkpoints = [c for c in all_checkpoints if c.state.get("round") == round_number]
+        if checkpoints and checkpoints[-1].step_output.get("is_final"):
             return {"status": task.status.value, "output": _output_of(checkpoints)}
-        brief = TaskBrief(title=task.title, description=task.description,
-                          acceptance_criteria=task.acceptance_criteria, specialization=task.specialization)
+        contents = [str(c.step_output.get("content", "")) for c in checkpoints]
+        next_step = (all_checkpoints[-1].step_number + 1) if all_checkpoints else 1
+        brief = _brief(task)
         member = task.assigned_to
+        agent = Actor(type="agent", id=str(member))
+        names = {m.id: m.name for m in await self.s.teams.members(task.team_id)}
+        provider = self._metered(task.team_id, "execute", task_id=task_id, member_id=member, actor=agent)
         for step_in_round in range(len(checkpoints) + 1, MAX_EXECUTION_STEPS + 1):
             await self._ensure_team_running(task.team_id)
-            budget = await self.s.costs.budget(task.team_id)
-            if budget.exceeded:
-                raise ClassifiedFailure(FailureType.BUDGET_EXCEEDED, "the team's budget is spent")
-            key = f"step:{task_id}:{round_number}:{step_in_round}"
-            result = await self._billed(
-                worker.execute_step(self.llm, task=brief, step_number=step_in_round, previous_steps=contents,
-                                    feedback=task.feedback, model=self.worker_model),
-                team_id=task.team_id, task_id=task_id, member_id=member, key=key, purpose="execute")
+            result = await worker.execute_step(provider, task=brief, step_number=step_in_round,
+                                               previous_steps=contents, feedback=task.feedback,
+                                               model=self.worker_model)
             step = result.value
             is_final = step.is_final or step_in_round == MAX_EXECUTION_STEPS
             output = {"title": step.title, "content": step.content, "is_final": is_final,
                       "step_in_round": step_in_round}
-            created = await self.s.checkpoints.create(
-                task_id, next_step, output, Actor(type="agent", id=str(member)),
-                checkpoint_type="final" if is_final else ("revision" if round_number else "step"),
-                state={"round": round_number, "prompt_version": result.prompt_version},
-            )
-            checkpoints.append({"step_output": created.step_output})
-            await self.s.messages.post(team_id=task.team_id, task_id=task_id, member_id=member, kind="step",
-                                       sender=await self._member_name(task.team_id, member),
-                                       content=f"{task.title} — step {step_in_round}: {step.title}",
-                                       actor=Actor(type="agent", id=str(member)))
+            step_number = next_step
+
+            async def save(tx: Tx, output: dict[str, Any] = output, step_number: int = step_number,
+                           is_final: bool = is_final, step_in_round: int = step_in_round,
+                           title: str = step.title, version: str = result.prompt_version) -> CheckpointRecord:
+                created = await self.s.checkpoints.create(
+                    task_id, step_number, output, agent,
+                    checkpoint_type="final" if is_final else ("revision" if round_number else "step"),
+                    state={"round": round_number, "prompt_version": version}, tx=tx)
+                await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, member_id=member,
+                                             kind="step", sender=names.get(member, "Worker") if member else "Worker",
+                                             content=f"{task.title} — step {step_in_round}: {title}",
+                                             message_id=_message_id("step", task_id, step_number))
+                return created
+
+            created = await self.s.db.atomic(save)
+            checkpoints.append(created)
             contents.append(step.content)
             next_step += 1
             if is_final:
                 break
         return {"status": task.status.value, "output": _output_of(checkpoints)}
 
-    async def _round_checkpoints(self, task_id: UUID) -> list[dict[str, Any]]:
-        async with self.s.db.connection() as conn:
-            cur = await conn.execute(
-                "SELECT step_number, step_output, state FROM checkpoints WHERE task_id = %(id)s ORDER BY step_number",
-                {"id": task_id},
-            )
-            return [dict(r) for r in await cur.fetchall()]
-
-    async def _next_step_number(self, task_id: UUID) -> int:
-        latest = await self.s.checkpoints.latest(task_id)
-        return 1 if latest is None else int(latest["step_number"]) + 1
-
     async def submit(self, task_id: UUID, output: str) -> str:
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status in (TaskStatus.IN_PROGRESS, TaskStatus.REVISION_REQUESTED):
             await self._ensure_team_running(task.team_id)
             moved = await self.s.tasks.submit_for_review(task_id, output, Actor(type="agent", id=str(task.assigned_to)),
@@ -295,42 +293,50 @@ class TeamRun:
 
     async def review(self, task_id: UUID) -> dict[str, Any]:
         """Manager review: approve, or request a revision while revisions remain, else ask to escalate."""
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status == TaskStatus.COMPLETED:
-            return {"verdict": "approve", "feedback": ""}
+            return {"verdict": Verdict.APPROVE.value, "feedback": ""}
         if task.status in (TaskStatus.REVISION_REQUESTED, TaskStatus.IN_PROGRESS):
-            return {"verdict": "revise", "feedback": task.feedback or ""}
+            return {"verdict": Verdict.REVISE.value, "feedback": task.feedback or ""}
         if task.status != TaskStatus.REVIEW:
-            return {"verdict": "stopped", "status": task.status.value, "feedback": ""}
+            return {"verdict": Verdict.STOPPED.value, "status": task.status.value, "feedback": ""}
         await self._ensure_team_running(task.team_id)
-        brief = TaskBrief(title=task.title, description=task.description,
-                          acceptance_criteria=task.acceptance_criteria, specialization=task.specialization)
-        manager_id = await self._manager_id(task.team_id)
-        key = f"review:{task_id}:{task.revision_count}"
-        result = await self._billed(
-            manager.review_output(self.llm, task=brief, output=task.output or "", revision=task.revision_count,
-                                  model=self.manager_model),
-            team_id=task.team_id, task_id=task_id, member_id=manager_id, key=key, purpose="review")
+        manager_id = self._manager(await self.s.teams.members(task.team_id))
+        result = await manager.review_output(self._metered(task.team_id, "review", task_id=task_id,
+                                                           member_id=manager_id),
+                                             task=_brief(task), output=task.output or "",
+                                             revision=task.revision_count, model=self.manager_model)
         review = result.value
-        manager_actor = Actor(type="agent", id="manager")
         if review.verdict == "approve":
-            await self.s.tasks.approve(task_id, manager_actor, expected_version=task.version)
-            await self.s.messages.post(team_id=task.team_id, task_id=task_id, sender="Manager", kind="review",
-                                       member_id=manager_id, content=f"Approved “{task.title}”.", actor=manager_actor)
-            return {"verdict": "approve", "feedback": ""}
+
+            async def approve(tx: Tx) -> None:
+                await self.s.tasks.approve(task_id, MANAGER, expected_version=task.version, tx=tx)
+                await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, sender="Manager",
+                                             kind="review", member_id=manager_id,
+                                             content=f"Approved “{task.title}”.",
+                                             message_id=_message_id("review", task_id, task.revision_count))
+
+            await self.s.db.atomic(approve)
+            return {"verdict": Verdict.APPROVE.value, "feedback": ""}
         unmet = "; ".join(c.criterion for c in review.criteria if not c.met)
         feedback = review.feedback or f"Unmet: {unmet}"
         if task.revision_count >= task.max_revisions:
-            return {"verdict": "escalate", "feedback": feedback,
+            return {"verdict": Verdict.ESCALATE.value, "feedback": feedback,
                     "reason": f"still not accepted after {task.revision_count} revision(s): {unmet}"}
-        await self.s.tasks.request_revision(task_id, feedback, manager_actor, expected_version=task.version)
-        await self.s.messages.post(team_id=task.team_id, task_id=task_id, sender="Manager", kind="review",
-                                   member_id=manager_id, content=f"Revision requested for “{task.title}”: {feedback}",
-                                   actor=manager_actor)
-        return {"verdict": "revise", "feedback": feedback}
+
+        async def revise(tx: Tx) -> None:
+            await self.s.tasks.request_revision(task_id, feedback, MANAGER, expected_version=task.version, tx=tx)
+            await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, sender="Manager", kind="review",
+                                         member_id=manager_id,
+                                         content=f"Revision requested for “{task.title}”: {feedback}",
+                                         message_id=_message_id("review", task_id, task.revision_count))
+
+        await self.s.db.atomic(revise)
+        return {"verdict": Verdict.REVISE.value, "feedback": feedback}
 
     async def escalate(self, task_id: UUID, reason: str, failure_type: str, instance_id: str) -> str:
-        task = await self._task(task_id)
+        """Open the task's escalation (once); its id, which the resolution's signal names."""
+        task = await self.s.tasks.get(task_id)
         if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
             return task.status.value
         escalation = await self.s.escalations.open(team_id=task.team_id, task_id=task_id, reason=reason,
@@ -339,39 +345,39 @@ class TeamRun:
 
     async def apply_escalation_decision(self, task_id: UUID, action: str, note: str | None,
                                         value: str | None) -> str:
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status != TaskStatus.ESCALATED:
             return task.status.value
         human = Actor(type="user", id="escalation")
         if action == "retry":
-            round_done = any(c["state"].get("round") == task.revision_count and c["step_output"].get("is_final")
-                             for c in await self._round_checkpoints(task_id))
+            round_done = any(c.state.get("round") == task.revision_count and c.step_output.get("is_final")
+                             for c in await self.s.checkpoints.list(task_id))
             return (await self.s.tasks.resume_escalated(task_id, human, note=note, new_round=round_done)).status.value
         if action in ("skip", "provide_input"):
             return (await self.s.tasks.complete_escalated(task_id, human, output=value)).status.value
         return (await self.s.tasks.fail_escalated(task_id, human, reason=note or "failed by a human")).status.value
 
     async def fail_task(self, task_id: UUID, reason: str) -> str:
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status in (TaskStatus.COMPLETED, TaskStatus.FAILED):
             return task.status.value
         return (await self.s.tasks.fail(task_id, reason, SYSTEM)).status.value
 
     async def reopen(self, task_id: UUID) -> str:
-        task = await self._task(task_id)
+        task = await self.s.tasks.get(task_id)
         if task.status not in (TaskStatus.FAILED, TaskStatus.ESCALATED):
             return task.status.value
         return (await self.s.tasks.reopen_for_retry(task_id, Actor(type="user", id="retry"))).status.value
 
 
-def _plan_view(tasks: Sequence[TaskPublic]) -> list[dict[str, Any]]:
+def _plan_view(tasks: Sequence[TaskRecord]) -> list[dict[str, Any]]:
     return [{"id": str(t.id), "title": t.title, "status": t.status.value,
              "dependencies": [str(d) for d in t.dependencies]} for t in tasks]
 
 
-def _output_of(checkpoints: Sequence[dict[str, Any]]) -> str:
+def _output_of(checkpoints: Sequence[CheckpointRecord]) -> str:
     parts = []
     for c in checkpoints:
-        out = c["step_output"]
+        out = c.step_output
         parts.append(f"## {out.get('title', 'Step')}\n\n{out.get('content', '')}")
     return "\n\n".join(parts)

@@ -38,6 +38,20 @@ async def eventually(condition, seconds: float = 5.0) -> None:
 
 
 @pytest.fixture
+async def context(browser, dashboard_host) -> AsyncIterator[Any]:
+    """As conftest's, but ignoring the pages' CSP: its connect-src names only the app's own Web
+    PubSub host (docs/security.md), and this test sends the page to an emulator of its own."""
+    ctx = await browser.new_context(base_url=dashboard_host.base_url, viewport={"width": 1280, "height": 900},
+                                    bypass_csp=True)
+    ctx.set_default_timeout(10_000)
+    errors: list[str] = []
+    ctx.on("weberror", lambda error: errors.append(str(error.error)))
+    yield ctx
+    await ctx.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
 async def emulator() -> AsyncIterator[EmulatorServer]:
     server = EmulatorServer(PubSubEmulator(uuid.uuid4().hex + uuid.uuid4().hex, hub_names={HUB}))
     await server.start()

@@ -7,9 +7,12 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 from azure.messaging.webpubsubservice import WebPubSubServiceClient
 
 from tests.devhost.process import spawn_devhost
+
+pytestmark = pytest.mark.slow  # each test runs devhost in a subprocess
 
 HERE = Path(__file__).parent
 

@@ -7,8 +7,11 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.devhost.process import REPO, spawn_devhost
+
+pytestmark = pytest.mark.slow  # devhost and an embedded PostgreSQL in subprocesses, twice
 
 _DEMO = re.compile(r"Demo login(?: \(created earlier\))?\s+(\S+) / (\S+)")
 

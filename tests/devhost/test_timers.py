@@ -39,11 +39,26 @@ def test_timespan_schedule_is_an_interval() -> None:
 
 
 @pytest.mark.parametrize(
-    "expression", ["* * * *", "61 * * * * *", "0 0 0 30 2 *", "*/0 * * * * *", "a b c d e f"]
+    "expression",
+    [
+        "* * * *", "61 * * * * *", "0 0 0 30 2 *", "*/0 * * * * *", "a b c d e f",
+        # croniter extensions NCRONTAB does not have (the host refuses them at startup)
+        "0 0 0 * * * 2030", "0 0 0 L * *", "0 0 0 ? * Mon", "0 0 0 * * 5#3", "H * * * * *",
+        "25:00:00",
+    ],
 )
 def test_invalid_or_impossible_schedules_are_rejected(expression: str) -> None:
     with pytest.raises(ScheduleError):
         parse_schedule(expression).next_after(MAY_1_2024_WED)
+
+
+def test_day_seven_is_sunday_and_full_names_work_like_short_ones() -> None:
+    assert parse_schedule("0 0 0 * * 7").next_after(MAY_1_2024_WED) == datetime(2024, 5, 5, tzinfo=UTC)
+    assert parse_schedule("0 0 9 * January Monday-Friday").next_after(MAY_1_2024_WED) == datetime(
+        2025, 1, 1, 9, tzinfo=UTC
+    )
+    with pytest.raises(ScheduleError):
+        parse_schedule("0 0 0 * * Someday")
 
 
 def test_a_cron_schedule_needs_day_of_month_and_weekday_to_match() -> None:

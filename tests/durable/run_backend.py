@@ -1,8 +1,9 @@
-"""A backend + management API in its own process, for the crash test: prints READY <rpcBaseUrl>."""
+"""A backend + management API in its own process, for the crash test: prints READY <keyed rpcBaseUrl>."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 
 from devhost.durable import DurableBackend
@@ -15,7 +16,8 @@ async def main(dsn: str, lease_seconds: float) -> None:
     backend = DurableBackend(dsn, FUNCTIONS, lease_seconds=lease_seconds, activity_concurrency=4)
     await backend.start()
     _, served, rpc = await serve(backend)
-    print("READY", rpc, flush=True)
+    # The binding's rpcBaseUrl carries this process's system key.
+    print("READY", json.loads(backend.client_binding(rpc))["rpcBaseUrl"], flush=True)
     await served
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import azure.durable_functions as df
 import azure.functions as func
 
 from devhost.durable import DurableFunctions
+from shared.domain.failures import parse_failure_type
 
 app = df.DFApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -58,6 +60,66 @@ def flaky(key: str) -> str:
 @app.activity_trigger(input_name="why")
 def always_fails(why: str) -> None:
     raise ValueError(why)
+
+
+#: Released by a test to end the hung sync activity; `HUNG_RETURNS` counts the calls that ended.
+RELEASE_HUNG = threading.Event()
+HUNG_RETURNS: list[str] = []
+
+
+@app.activity_trigger(input_name="key", activity="hang")
+def hang_forever(key: str) -> str:
+    """A sync activity that hangs (until the test releases it): only functionTimeout ends it."""
+    RELEASE_HUNG.wait(30)
+    HUNG_RETURNS.append(key)
+    return f"late {key}"
+
+
+@app.activity_trigger(input_name="key")
+async def hang_async(key: str) -> str:
+    await asyncio.sleep(3600)
+    return f"late {key}"
+
+
+class Abort(BaseException):
+    """Not an Exception: the SDK's replay machinery does not catch it."""
+
+
+@app.orchestration_trigger(context_name="context")
+def aborting(context: df.DurableOrchestrationContext):
+    yield context.call_activity("greet", "before the abort")
+    raise Abort("orchestrator aborted the replay")
+
+
+@app.orchestration_trigger(context_name="context")
+def hung_with_retry(context: df.DurableOrchestrationContext):
+    """Calls a hung activity with two attempts, catches the timeout, then does more work."""
+    activity = context.get_input()
+    options = df.RetryOptions(first_retry_interval_in_milliseconds=50, max_number_of_attempts=2)
+    try:
+        yield context.call_activity_with_retry(activity, options, context.instance_id)
+    except Exception as exc:
+        after = yield context.call_activity("greet", "after the timeout")
+        return {"caught": str(exc).split("\n")[0], "failure_type": parse_failure_type(str(exc)).value,
+                "then": after}
+    return "not reached"
+
+
+@app.orchestration_trigger(context_name="context")
+def supervise_approval(context: df.DurableOrchestrationContext):
+    """A parent that reports how its `approval` child ended."""
+    try:
+        yield context.call_sub_orchestrator("approval", None, instance_id=f"{context.instance_id}-child")
+    except Exception as exc:
+        return {"child_failed": str(exc).split("\n")[0]}
+    return "child completed"
+
+
+@app.orchestration_trigger(context_name="context")
+def fail_fast(context: df.DurableOrchestrationContext):
+    """Fails while a slow call is still running: its completion arrives after the end."""
+    yield context.task_all([context.call_activity("always_fails", "fast"), context.call_activity("slow", 0.5)])
+    return "not reached"
 
 
 @app.orchestration_trigger(context_name="context")

@@ -10,6 +10,7 @@ from collections import Counter
 
 import azure.durable_functions as df
 import psycopg
+import pytest
 
 from .conftest import Running, StartBackend, completed_ids, stop, wait_for_status, wait_until_done
 from .sample_app import DRIFTED
@@ -42,6 +43,7 @@ async def test_two_backends_share_work_without_duplicating_an_episode(
         assert len(completed_ids(history)) == 3 == len(set(completed_ids(history)))
 
 
+@pytest.mark.slow  # a backend subprocess, SIGKILLed mid-run
 async def test_sigkilled_backend_loses_nothing_and_a_fresh_one_finishes_every_instance(
     start_backend: StartBackend, empty_database_url: str
 ) -> None:

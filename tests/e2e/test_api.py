@@ -121,8 +121,8 @@ async def test_login_is_rate_limited_per_email_with_retry_after(tmp_path, migrat
         await stop_app(host)
 
 
-async def test_health_reports_checks_and_cache_counters(http):
-    health = await http.get("/api/health")
+async def test_health_reports_checks_and_cache_counters(http, auth):
+    health = await http.get("/api/health", headers=auth)
     assert health.status_code == 200
     body = health.json()
     assert body["status"] in ("healthy", "degraded")
@@ -134,10 +134,10 @@ async def test_health_reports_checks_and_cache_counters(http):
 async def test_repeated_reads_hit_the_cache_and_writes_invalidate_it(http):
     auth = await register(http, "Cachers")
     team = (await http.post("/api/teams", headers=auth, json={"goal": "cache me"})).json()
-    before = (await http.get("/api/health")).json()["details"]["cache"]
+    before = (await http.get("/api/health", headers=auth)).json()["details"]["cache"]
     for _ in range(5):
         assert (await http.get(f"/api/teams/{team['id']}", headers=auth)).json()["status"] == "pending"
-    after = (await http.get("/api/health")).json()["details"]["cache"]
+    after = (await http.get("/api/health", headers=auth)).json()["details"]["cache"]
     assert after["hits"] - before["hits"] >= 4
     await http.post(f"/api/teams/{team['id']}/cancel", headers=auth)
     assert (await http.get(f"/api/teams/{team['id']}", headers=auth)).json()["status"] == "cancelled"

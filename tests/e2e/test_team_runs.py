@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+from decimal import Decimal
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 
+from shared.agents import manager
+from shared.agents.prompt_templates import load_prompt
+from shared.agents.schemas import Plan
+from shared.domain.costs import input_token_bound, worst_case_cost
 from tests.e2e.conftest import register, start_app, stop_app
 
 pytestmark = pytest.mark.slow
@@ -35,6 +41,15 @@ async def run_team(http, auth, goal: str, **extra: Any) -> str:
     assert started.status_code == 202, started.text
     assert started.json()["instance_id"]
     return str(team["id"])
+
+
+def plan_worst_case(goal: str, *, workers: int) -> Decimal:
+    """What the plan call reserves: its prompt's input bound and its max tokens at the manager's price."""
+    prompt = load_prompt(manager.PLAN_PROMPT)
+    messages = prompt.render({"goal": goal, "workers": workers}, workers=workers)
+    bound = input_token_bound([m.content for m in messages] + [json.dumps(Plan.model_json_schema())],
+                              messages=len(messages))
+    return worst_case_cost("offline-manager", bound, 4096)
 
 
 def assert_clean_history(database_url: str, team_id: str) -> None:
@@ -80,19 +95,64 @@ async def test_a_team_plans_works_reviews_and_completes(http, auth, app_host):
     assert_clean_history(app_host.database_url, team_id)
 
 
-async def test_budget_escalation_resolved_through_the_api_resumes_the_run(http, auth):
+async def test_a_budget_too_small_to_plan_escalates_at_once_and_a_raise_lets_the_team_finish(http, auth):
     team_id = await run_team(http, auth, "Write a market analysis of electric bikes", budget_usd=0.0001)
-    team = await wait_for(http, auth, team_id, lambda t: t["status"] == "paused")
-    escalations = (await http.get(f"/api/escalations?team_id={team_id}", headers=auth)).json()
-    assert [e["failure_type"] for e in escalations] == ["budget_exceeded"]
 
-    resolved = await http.post(f"/api/escalations/{escalations[0]['id']}/resolve", headers=auth,
-                               json={"action": "retry", "input": "50", "note": "more budget"})
+    async def escalations() -> list[dict]:
+        return (await http.get(f"/api/escalations?team_id={team_id}", headers=auth)).json()
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while not (waiting := await escalations()):
+        assert asyncio.get_running_loop().time() < deadline, "no budget escalation"
+        await asyncio.sleep(0.1)
+    assert [e["failure_type"] for e in waiting] == ["budget_exceeded"]
+    team = (await http.get(f"/api/teams/{team_id}", headers=auth)).json()
+    assert team["status"] == "planning" and team["spent_usd"] == "0.00000000" and team["tasks"] == []
+
+    decision = {"action": "retry", "input": "50", "note": "more budget"}
+    resolved = await http.post(f"/api/escalations/{waiting[0]['id']}/resolve", headers=auth, json=decision)
     assert resolved.status_code == 200 and resolved.json()["status"] == "resolved"
     team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL)
-    assert team["status"] == "completed" and float(team["budget_usd"]) == 50
-    again = await http.post(f"/api/escalations/{escalations[0]['id']}/resolve", headers=auth, json={"action": "skip"})
-    assert again.status_code == 409
+    assert team["status"] == "completed" and team["budget_usd"] == "50.0000"
+    same = await http.post(f"/api/escalations/{waiting[0]['id']}/resolve", headers=auth, json=decision)
+    assert same.status_code == 200 and same.json()["action"] == "retry"  # idempotent, not a 409
+    other = await http.post(f"/api/escalations/{waiting[0]['id']}/resolve", headers=auth, json={"action": "skip"})
+    assert other.status_code == 409
+
+
+async def test_a_budget_reached_mid_run_pauses_the_team_without_overshooting_then_it_finishes(http, auth, app_host):
+    """The cap is hard: the team stops before a call that might not fit, never after one that did not.
+
+    The budget fits the plan call's worst case with a little to spare, which the run then uses up: the
+    manager's later calls (reviews, the summary) reserve about as much as the plan did."""
+    goal = "Build a web scraper for product prices"
+    budget = float(plan_worst_case(goal, workers=2)) + 0.005
+    team_id = await run_team(http, auth, goal, budget_usd=round(budget, 4), workers=2)
+    samples: list[tuple[float, float]] = []
+
+    def paused_with_escalation(team: dict) -> bool:
+        samples.append((float(team["spent_usd"]), float(team["budget_usd"])))
+        return team["status"] == "paused"
+
+    await wait_for(http, auth, team_id, paused_with_escalation)
+    [escalation] = (await http.get(f"/api/escalations?team_id={team_id}", headers=auth)).json()
+    assert escalation["failure_type"] == "budget_exceeded" and escalation["task_id"] is None
+    costs = (await http.get(f"/api/teams/{team_id}/costs", headers=auth)).json()
+    assert 0 < float(costs["total_usd"]) <= round(budget, 4) and costs["reserved_usd"] == "0.00000000"
+    assert all(spent <= budget for spent, budget in samples)
+
+    resolved = await http.post(f"/api/escalations/{escalation['id']}/resolve", headers=auth,
+                               json={"action": "retry", "input": "25"})
+    assert resolved.status_code == 200
+    team = await wait_for(http, auth, team_id, lambda t: t["status"] in TERMINAL)
+    assert team["status"] == "completed"
+    with psycopg.connect(app_host.database_url) as conn:
+        [(spent, billed_sum, open_reservations)] = conn.execute(
+            "SELECT t.spent_usd, (SELECT sum(cost_usd) FROM cost_tracking c WHERE c.team_id = t.id),"
+            " (SELECT count(*) FROM cost_tracking c WHERE c.team_id = t.id AND c.status = 'reserved')"
+            " FROM teams t WHERE t.id = %s", (team_id,)).fetchall()
+    assert spent == billed_sum and open_reservations == 0
+    assert_clean_history(app_host.database_url, team_id)
 
 
 async def test_plan_approval_waits_and_runs_the_edited_plan(http, auth):

@@ -66,6 +66,12 @@ def test_no_other_app_setting_carries_a_secret():
         assert "AccountKey=" not in str(value) and "listKeys" not in as_text(value), name
 
 
+def test_the_app_trusts_exactly_the_functions_front_end_for_client_addresses():
+    # The app refuses TRUSTED_PROXY_HOPS=0 outside local/test (tests/unit/test_settings_security.py).
+    settings = app_settings()
+    assert settings["TRUSTED_PROXY_HOPS"] == "1" and settings["ENVIRONMENT"] == "environmentName"
+
+
 def test_runtime_storage_is_identity_based():
     settings = app_settings()
     assert settings["AzureWebJobsStorage__accountName"] == "storageAccountName"

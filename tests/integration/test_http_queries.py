@@ -45,7 +45,7 @@ async def call(name: str, principal: Principal, *, route: dict[str, str] | None 
     handler = _handlers()[name]
     spec = next(r for r in ROUTES if r.name == name)
     ctx = await get_context()
-    token = (await ctx.tokens.issue(await ctx.services.auth.get_user(principal.user_id, principal.company_id))).token
+    token = (await ctx.sessions.issue(await ctx.services.auth.get_user(principal.user_id, principal.company_id))).token
     request = func.HttpRequest(method=spec.method, url=f"http://test{spec.path}",
                                headers={"Authorization": f"Bearer {token}"}, params=query or {},
                                route_params=route or {}, body=b"")

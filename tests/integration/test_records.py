@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from shared.domain.costs import compute_cost
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.models import Actor, EscalationResolve, PlannedTaskIn, RegisterRequest
 from shared.domain.states import TaskStatus
@@ -25,15 +24,15 @@ async def task(make_team, services):
     return task
 
 
-async def test_five_checkpoints_latest_is_step_4_and_step_2_retrievable(task, services):
+async def test_five_checkpoints_latest_is_step_4_and_all_are_listed_in_order(task, services):
     for step in range(5):
         await services.checkpoints.create(task.id, step, {"text": f"step {step}"}, SYSTEM)
 
     latest = await services.checkpoints.latest(task.id)
-    second = await services.checkpoints.at_step(task.id, 2)
-    assert latest is not None and latest["step_number"] == 4
-    assert second is not None and second["step_output"] == {"text": "step 2"}
-    assert [c.step_number for c in await services.checkpoints.list(task.id)] == [0, 1, 2, 3, 4]
+    listed = await services.checkpoints.list(task.id)
+    assert latest is not None and latest.step_number == 4
+    assert listed[2].step_output == {"text": "step 2"}
+    assert [c.step_number for c in listed] == [0, 1, 2, 3, 4]
 
 
 async def test_checkpoint_of_a_replayed_step_keeps_the_first(task, services):
@@ -44,23 +43,7 @@ async def test_checkpoint_of_a_replayed_step_keeps_the_first(task, services):
     assert len(events) == 1
 
 
-async def test_costs_are_priced_once_per_key_and_checked_against_budget(task, services):
-    record = dict(team_id=task.team_id, task_id=task.id, provider="offline", model="offline-worker",
-                  input_tokens=1000, output_tokens=1000, actor=SYSTEM)
-    status = await services.costs.record(**record, idempotency_key="call-1")
-    again = await services.costs.record(**record, idempotency_key="call-1")
-    assert status.spent_usd == again.spent_usd == compute_cost("offline-worker", 1000, 1000)
-    assert not status.exceeded
-
-    for i in range(2):
-        status = await services.costs.record(**record, idempotency_key=f"call-{i + 2}")
-    assert status.exceeded
-    totals = await services.costs.totals(task.team_id)
-    assert totals.total_usd == compute_cost("offline-worker", 3000, 3000)
-    assert [(b.key, b.calls) for b in totals.by_model] == [("offline-worker", 3)]
-
-
-async def test_escalation_opens_once_and_resolution_conflicts_twice(task, services, principal):
+async def test_escalation_opens_once_and_a_resolution_is_idempotent_but_cannot_change(task, services, principal):
     opened = await asyncio.gather(*(
         services.escalations.open(team_id=task.team_id, task_id=task.id, reason="stuck",
                                   failure_type="network_timeout", actor=SYSTEM, instance_id="inst-1")
@@ -70,12 +53,19 @@ async def test_escalation_opens_once_and_resolution_conflicts_twice(task, servic
     assert (await services.tasks.get(task.id)).status == TaskStatus.ESCALATED
     assert [e.id for e in await services.escalations.list(principal.company_id)] == [opened[0].id]
 
-    resolved, instance_id = await services.escalations.resolve(
-        principal, opened[0].id, EscalationResolve(action="retry", note="try again")
-    )
-    assert resolved.status == "resolved" and resolved.action == "retry" and instance_id == "inst-1"
+    decision = EscalationResolve(action="retry", note="try again")
+    resolved = await services.control.resolve_escalation(principal, opened[0].id, decision, None)
+    again = await services.control.resolve_escalation(principal, opened[0].id, decision, None)
+    assert resolved.status == again.status == "resolved" and resolved.action == again.action == "retry"
     with pytest.raises(Conflict):
-        await services.escalations.resolve(principal, opened[0].id, EscalationResolve(action="skip"))
+        await services.control.resolve_escalation(principal, opened[0].id, EscalationResolve(action="skip"), None)
+
+    # One signal for the waiting orchestration, written with the decision (not sent: no client here).
+    [signal] = await services.signals.pending(task.team_id)
+    assert (signal.instance_id, signal.name) == ("inst-1", "escalation_resolved")
+    assert signal.payload["escalation_id"] == str(opened[0].id) and signal.payload["action"] == "retry"
+    resolved_events = [e for e in await services.events.after(task.team_id) if e.type == "escalation.resolved"]
+    assert len(resolved_events) == 1
 
 
 async def test_escalation_of_another_company_is_not_found(task, services, make_company):
@@ -83,13 +73,12 @@ async def test_escalation_of_another_company_is_not_found(task, services, make_c
                                              failure_type="unknown", actor=SYSTEM)
     other = await make_company("Other")
     with pytest.raises(NotFound):
-        await services.escalations.resolve(other, opened.id, EscalationResolve(action="fail"))
+        await services.control.resolve_escalation(other, opened.id, EscalationResolve(action="fail"), None)
 
 
 async def test_messages_are_listed_oldest_first_and_emit_events(task, services):
-    await services.messages.post(team_id=task.team_id, sender="Manager", content="plan ready", actor=SYSTEM)
-    await services.messages.post(team_id=task.team_id, sender="Worker 1", content="on it", actor=SYSTEM,
-                                 task_id=task.id)
+    await services.messages.post(team_id=task.team_id, sender="Manager", content="plan ready")
+    await services.messages.post(team_id=task.team_id, sender="Worker 1", content="on it", task_id=task.id)
     messages = await services.messages.list(task.team_id)
     assert [m.content for m in messages] == ["plan ready", "on it"]
     later = await services.messages.list(task.team_id, after=messages[0].created_at)
@@ -119,7 +108,7 @@ async def test_login_fails_the_same_way_for_unknown_email_and_wrong_password(ser
 
 
 async def test_registering_an_email_twice_conflicts(services):
-    request = RegisterRequest(company_name="Co", email="dup@example.com", password="password1", full_name="D")
+    request = RegisterRequest(company_name="Co", email="dup@example.com", password="password-one-1", full_name="D")
     await services.auth.register(request)
     with pytest.raises(Conflict):
         await services.auth.register(request)

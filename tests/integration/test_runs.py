@@ -81,15 +81,21 @@ async def test_execution_resumes_after_the_latest_checkpoint(make_team, services
     assert "done before the crash" in result["output"]
 
 
-async def test_spent_budget_stops_execution_as_budget_exceeded(make_team, services, principal, team_run):
-    team = await started_team(make_team, services, principal, budget_usd=Decimal("0.0001"))
+async def test_a_step_whose_call_does_not_fit_the_budget_stops_as_budget_exceeded(make_team, services, principal,
+                                                                                 team_run):
+    team = await started_team(make_team, services, principal, budget_usd=Decimal("1"))
     task_id = (await team_run.plan(team.id))["tasks"][0]["id"]
     await team_run.activate(team.id)
     await team_run.assign(task_id)
     await team_run.start(task_id)
+    spent = (await services.costs.budget(team.id)).spent_usd
+    assert await services.teams.set_budget(team.id, spent, Actor.system())  # nothing left for another call
+    before = await counts(services, team.id)
     with pytest.raises(ClassifiedFailure) as failure:
         await team_run.execute(task_id)
     assert failure.value.failure_type is FailureType.BUDGET_EXCEEDED
+    assert await counts(services, team.id) == before  # no call made: no cost row, no event, no checkpoint
+    assert (await services.costs.budget(team.id)).spent_usd == spent
     paused = await team_run.pause_for_budget(team.id, "inst")
     assert paused["status"] == "paused" and paused["escalation_id"]
     assert (await team_run.pause_for_budget(team.id, "inst"))["escalation_id"] == paused["escalation_id"]

@@ -130,7 +130,8 @@ async def test_completed_task_cannot_fail_or_escalate(team_with_tasks, services)
     with pytest.raises(IllegalTransition):
         await services.tasks.fail(task.id, "late", SYSTEM)
     with pytest.raises(IllegalTransition):
-        await services.tasks.escalate(task.id, "late", SYSTEM)
+        await services.escalations.open(team_id=task.team_id, task_id=task.id, reason="late",
+                                        failure_type="unknown", actor=SYSTEM)
 
 
 async def test_two_concurrent_approvals_exactly_one_wins(team_with_tasks, services, principal):
@@ -143,7 +144,7 @@ async def test_two_concurrent_approvals_exactly_one_wins(team_with_tasks, servic
     results = await asyncio.gather(
         services.tasks.approve(task.id, SYSTEM), services.tasks.approve(task.id, SYSTEM), return_exceptions=True
     )
-    assert sorted(type(r).__name__ for r in results) == ["IllegalTransition", "TaskPublic"]
+    assert sorted(type(r).__name__ for r in results) == ["IllegalTransition", "TaskRecord"]
     history = await services.tasks.history(task.id, company_id=principal.company_id)
     assert [e.payload["to"] for e in history if e.event_type == "task.status_changed"].count("completed") == 1
 
@@ -179,10 +180,10 @@ async def test_failed_or_escalated_task_can_be_reopened_for_retry(team_with_task
     await services.tasks.assign(task.id, worker.id, SYSTEM)
     await services.tasks.start(task.id, SYSTEM)
     await services.tasks.fail(task.id, "provider down", SYSTEM)
-    reopened = await services.tasks.reopen_for_retry(task.id, principal.actor, company_id=principal.company_id)
+    reopened = await services.tasks.reopen_for_retry(task.id, principal.actor)
     assert reopened.status == TaskStatus.IN_PROGRESS
     with pytest.raises(Conflict):
-        await services.tasks.reopen_for_retry(task.id, principal.actor, company_id=principal.company_id)
+        await services.tasks.reopen_for_retry(task.id, principal.actor)
 
 
 async def test_company_task_listing_filters_active_and_pages(team_with_tasks, services, principal):

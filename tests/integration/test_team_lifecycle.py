@@ -32,8 +32,9 @@ async def test_lifecycle_pending_planning_active_completed_sets_completed_at(mak
     await services.teams.activate(team.id, SYSTEM)
     done = await services.teams.complete(team.id, SYSTEM, result="all done")
 
-    assert done["status"] == "completed"
-    assert done["completed_at"] is not None
+    assert done.status == "completed"
+    fetched = await services.teams.get(principal.company_id, team.id)
+    assert fetched.completed_at is not None
     history = await services.audit.query(principal.company_id, team_id=team.id, event_type="team.status_changed")
     assert [(e.payload["from"], e.payload["to"]) for e in reversed(history.items)] == [
         ("pending", "planning"), ("planning", "active"), ("active", "completed"),
@@ -46,7 +47,7 @@ async def test_pause_and_resume_round_trip(make_team, services, principal):
     await services.teams.activate(team.id, SYSTEM)
     await services.teams.pause(team.id, principal.actor, company_id=principal.company_id)
     resumed = await services.teams.resume(team.id, principal.actor, company_id=principal.company_id)
-    assert resumed["status"] == "active"
+    assert resumed.status == "active"
 
 
 @pytest.mark.parametrize(

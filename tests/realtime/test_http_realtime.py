@@ -12,7 +12,7 @@ import jwt
 
 from functions import http_realtime
 from functions.http_common import ROUTES, run
-from shared.domain.models import Actor, Principal, RegisterRequest, TeamCreate
+from shared.domain.models import Principal, RegisterRequest, TeamCreate
 from shared.realtime import realtime_of, team_group
 from tests.realtime.conftest import ACCESS_KEY, HUB
 
@@ -133,7 +133,7 @@ async def test_subscribe_adds_the_connection_only_for_a_team_of_the_users_compan
     assert json.loads(refused.get_body()) == {"type": "subscribe_failed", "team_id": str(team.id),
                                               "detail": "no such team"}
     assert json.loads(accepted.get_body())["type"] == "subscribed"
-    await app.services.messages.post(team_id=team.id, sender="test", content="hello", actor=Actor.system())
+    await app.services.messages.post(team_id=team.id, sender="test", content="hello")
     await owner_inbox.until(lambda: bool(owner_inbox.events))
     await realtime.publisher.drain()
     assert owner_inbox.seqs(team.id) == [2] and stranger_inbox.events == []

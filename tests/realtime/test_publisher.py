@@ -22,7 +22,7 @@ async def _team(app: Any, principal: Any) -> Any:
 
 async def _post(app: Any, team_id: Any, n: int) -> None:
     for i in range(n):
-        await app.services.messages.post(team_id=team_id, sender="test", content=f"note {i}", actor=Actor.system())
+        await app.services.messages.post(team_id=team_id, sender="test", content=f"note {i}")
 
 
 async def _unpublished(database_url: str, team_id: Any) -> list[int]:

@@ -23,7 +23,7 @@ from shared.domain.failures import (
 )
 from shared.domain.ids import uuid7
 from shared.domain.models import PlannedTaskIn
-from shared.domain.planning import ready_tasks, topological_order, validate_plan
+from shared.domain.planning import check_graph, ready_tasks, validate_plan
 from shared.domain.states import (
     TASK_TRANSITIONS,
     TERMINAL_TASK,
@@ -102,6 +102,12 @@ def test_failure_type_survives_the_durable_boundary_as_text():
     assert parse_failure_type("boom") is FailureType.UNKNOWN
 
 
+def test_a_host_function_timeout_is_a_network_timeout():
+    crossed = ("Activity function 'execute_step' failed: Timeout value of 00:10:00 was exceeded by "
+               "function: Functions.execute_step \n {...}")
+    assert parse_failure_type(crossed) is FailureType.NETWORK_TIMEOUT
+
+
 def test_cost_uses_the_price_table_and_dated_model_names():
     assert compute_cost("claude-sonnet-4-5", 1_000_000, 1_000_000) == Decimal("18.00000000")
     assert price_for("claude-sonnet-4-5-20250929") == price_for("claude-sonnet-4-5")
@@ -126,8 +132,21 @@ def test_plan_order_respects_dependencies_and_rejects_cycles():
 
 def test_ready_tasks_wait_for_their_dependencies():
     deps = {"a": [], "b": ["a"], "c": ["a", "b"]}
-    assert ready_tasks(deps, done=set(), started=set()) == ["a"]
-    assert ready_tasks(deps, done={"a"}, started={"a"}) == ["b"]
+    assert ready_tasks(deps, done=set()) == ["a"]
+    assert ready_tasks(deps, done={"a"}) == ["b"]
+    assert ready_tasks(deps, done={"a", "b"}) == ["c"]
+    assert ready_tasks(deps, done={"a", "b", "c"}) == []
+
+
+def test_ready_tasks_skip_running_and_failed_ones_and_what_waits_on_them():
+    deps = {"a": [], "b": [], "c": ["a"], "d": ["b"], "e": ["c", "d"]}
+    assert ready_tasks(deps, done=set(), excluded={"a"}) == ["b"]
+    assert ready_tasks(deps, done={"a"}, excluded={"b"}) == ["c"]
+    assert ready_tasks(deps, done={"a", "b"}) == ["c", "d"]
+
+
+def test_plan_order_keeps_plan_order_among_tasks_ready_together():
+    assert check_graph({"z": [], "y": [], "x": ["z"], "w": []}) == ["z", "y", "w", "x"]
 
 
 @given(st.dictionaries(st.text("abcdef", min_size=1, max_size=2), st.lists(st.text("abcdef", min_size=1, max_size=2)),
@@ -135,7 +154,7 @@ def test_ready_tasks_wait_for_their_dependencies():
 def test_topological_order_is_a_valid_order_or_a_cycle(graph):
     graph = {k: [d for d in v if d in graph and d != k] for k, v in graph.items()}
     try:
-        order = topological_order(graph)
+        order = check_graph(graph)
     except Invalid:
         return
     position = {k: i for i, k in enumerate(order)}

@@ -141,7 +141,7 @@ def team_activities(**overrides):
         "load_plan": lambda p: PLAN,
         "activate_team": lambda p: "active",
         "team_status": lambda p: {"status": "active", "budget_exceeded": False},
-        "pause_for_budget": lambda p: {"status": "paused"},
+        "pause_for_budget": lambda p: {"status": "paused", "escalation_id": "esc-budget"},
         "apply_budget_decision": lambda p: "active",
         "summarize_team": lambda p: "completed",
         "fail_team": lambda p: "failed",
@@ -156,6 +156,8 @@ def completed_tasks(name, payload):
 
 
 TEAM = {"team_id": "team-1", "settings": {"max_parallel": 2, "escalation_timeout_hours": 1}}
+#: A human's answer to the budget escalation that `pause_for_budget` opened.
+BUDGET_RAISED = {"escalation_id": "esc-budget", "action": "retry", "input": "5"}
 
 
 def test_team_runs_tasks_in_dependency_order_within_the_parallel_limit_and_completes():
@@ -181,11 +183,86 @@ def test_team_budget_exceeded_pauses_with_an_escalation_and_resumes_when_resolve
         return next(statuses, {"status": "active", "budget_exceeded": False})
 
     ctx = FakeContext(TEAM, team_activities(team_status=status), sub_orchestrators=completed_tasks,
-                      events={"escalation_resolved": [{"action": "retry", "input": "10"}]})
+                      events={"escalation_resolved": [{**BUDGET_RAISED, "input": "10"}]})
     assert run(team_orchestrator, ctx) == {"status": "completed"}
     names = ctx.activity_names()
     assert names.index("pause_for_budget") < names.index("apply_budget_decision") < names.index("summarize_team")
     assert next(p for n, p in ctx.calls if n == "apply_budget_decision")["input"] == "10"
+
+
+def test_a_task_stopped_by_the_budget_pauses_the_team_and_runs_again_after_the_decision():
+    attempts: dict[str, int] = {}
+
+    def outcome(name, payload):
+        attempts[payload["task_id"]] = attempts.get(payload["task_id"], 0) + 1
+        over = payload["task_id"] == "a" and attempts["a"] == 1
+        return {"status": "budget_exceeded" if over else "completed", "task_id": payload["task_id"]}
+
+    ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=outcome,
+                      events={"escalation_resolved": [BUDGET_RAISED]})
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    assert attempts == {"a": 2, "b": 1, "c": 1}
+    assert [c["instance_id"].rsplit(":", 2)[-2:] for c in ctx.sub_calls if c["task_id"] == "a"] == [["a", "1"],
+                                                                                                   ["a", "2"]]
+    names = ctx.activity_names()
+    assert names.index("pause_for_budget") < names.index("apply_budget_decision")
+
+
+def test_planning_that_does_not_fit_the_budget_escalates_and_plans_again_after_the_decision():
+    ctx = FakeContext(TEAM, team_activities(plan_team=failing(FailureType.BUDGET_EXCEEDED, 1, PLAN),
+                                            pause_for_budget=lambda p: {"status": "planning",
+                                                                        "escalation_id": "esc-budget"},
+                                            apply_budget_decision=lambda p: "planning"),
+                      sub_orchestrators=completed_tasks,
+                      events={"escalation_resolved": [BUDGET_RAISED]})
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    assert ctx.activity_names()[:4] == ["plan_team", "pause_for_budget", "apply_budget_decision", "plan_team"]
+
+
+def test_a_resolution_of_another_escalation_is_not_taken_for_this_one():
+    """Signals are delivered at least once: a repeated or stale resolution names its escalation."""
+    execute = failing(FailureType.NETWORK_TIMEOUT, 4, {"status": "in_progress", "output": "ok"})
+    ctx = FakeContext(TASK, task_activities(execute_task=execute), events={"escalation_resolved": [
+        {"escalation_id": "esc-old", "action": "fail"}, {"escalation_id": "esc-1", "action": "retry"}]})
+    assert run(task_orchestrator, ctx)["status"] == "completed"
+    decision = next(p for n, p in ctx.calls if n == "apply_escalation_decision")
+    assert decision["action"] == "retry"
+
+
+def test_the_providers_retry_after_reaches_the_durable_timer():
+    state = {"n": 0}
+
+    def execute(payload):
+        state["n"] += 1
+        if state["n"] == 1:
+            error = ClassifiedFailure(FailureType.RATE_LIMITED, "429", retry_after=42)
+            raise Exception(f"Activity function 'execute_task' failed: ClassifiedFailure: {error} \n {{}}")
+        return {"status": "in_progress", "output": "ok"}
+
+    ctx = FakeContext(TASK, task_activities(execute_task=execute))
+    assert run(task_orchestrator, ctx)["status"] == "completed"
+    assert ctx.timers == [42.0]
+
+
+def test_every_activity_of_both_orchestrators_retries_a_transient_database_error():
+    def once_down(then):
+        return failing(FailureType.DATABASE_UNAVAILABLE, 1, then)
+
+    task = FakeContext(TASK, {name: once_down(answer) for name, answer in task_activities().items()})
+    assert run(task_orchestrator, task)["status"] == "completed"
+    assert len(task.timers) == 5  # assign, start, execute, submit, review: each failed once, then worked
+
+    team = FakeContext(TEAM, {name: once_down(answer) for name, answer in team_activities().items()},
+                       sub_orchestrators=completed_tasks)
+    assert run(team_orchestrator, team) == {"status": "completed"}
+    assert set(team.activity_names()) >= {"plan_team", "activate_team", "team_status", "summarize_team"}
+    assert len(team.timers) == len(set(team.activity_names()))
+
+    escalated = FakeContext(TASK, {**{n: once_down(a) for n, a in task_activities().items()},
+                                   "execute_task": failing(FailureType.CONTENT_REFUSED, 99, None)},
+                            events={"escalation_resolved": [{"escalation_id": "esc-1", "action": "fail"}]})
+    assert run(task_orchestrator, escalated)["status"] == "failed"
+    assert {"escalate_task", "apply_escalation_decision"} <= set(escalated.activity_names())
 
 
 def test_team_cancel_event_stops_the_run():

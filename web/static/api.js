@@ -1,5 +1,7 @@
 // The public API, as the dashboard uses it. The session (token + user) lives in sessionStorage:
-// it survives reloads and deep links in this tab, and is gone when the tab closes.
+// it survives reloads and deep links in this tab, and is gone when the tab closes. While the page
+// is open the token is renewed (POST /api/auth/refresh) before it expires, so an open dashboard
+// never drops an active session; a revoked or too old session answers 401 and goes to the login.
 
 const KEY = "gp.session";
 
@@ -25,11 +27,44 @@ export const session = {
   },
   set(data) {
     sessionStorage.setItem(KEY, JSON.stringify(data));
+    scheduleRenewal(data);
   },
   clear() {
     sessionStorage.removeItem(KEY);
+    clearTimeout(renewal);
   },
 };
+
+// Renew when a fifth of the token's remaining life (at most 5 minutes) is left; a failed renewal
+// other than a 401 (offline, 5xx) tries again in 30 s while the token lasts.
+const RENEW_MARGIN_MS = 5 * 60_000;
+const RETRY_MS = 30_000;
+let renewal = 0;
+
+function scheduleRenewal(data, delay) {
+  clearTimeout(renewal);
+  if (!data || !data.expires_at) return;
+  const left = Date.parse(data.expires_at) - Date.now();
+  const wait = delay ?? left - Math.min(RENEW_MARGIN_MS, left / 5);
+  if (left > 0) renewal = setTimeout(renew, Math.max(1000, wait));
+}
+
+async function renew() {
+  const current = session.get();
+  if (!current) return;
+  try {
+    session.set(await request("POST", "/api/auth/refresh", {}));
+  } catch (error) {
+    if (error.status !== 401) scheduleRenewal(current, RETRY_MS);
+  }
+}
+
+// A tab coming back from the background (timers there are throttled) renews at once if it is late.
+document.addEventListener("visibilitychange", () => {
+  const current = session.get();
+  if (document.visibilityState !== "visible" || !current) return;
+  if (Date.parse(current.expires_at) - Date.now() < RENEW_MARGIN_MS) renew();
+});
 
 let onUnauthorized = () => {};
 export function whenUnauthorized(handler) {
@@ -82,3 +117,5 @@ export const api = {
     session.clear();
   },
 };
+
+scheduleRenewal(session.get()); // a reload keeps renewing the session it found

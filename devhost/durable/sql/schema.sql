@@ -22,8 +22,13 @@ CREATE TABLE IF NOT EXISTS instances (
     retries             jsonb NOT NULL DEFAULT '{}',  -- retry state by current task/timer id
     actions             jsonb NOT NULL DEFAULT '[]',  -- signatures of recorded actions + their ids
     lease_token         uuid,
-    lease_expires       timestamptz
+    lease_expires       timestamptz,   -- also the earliest retry of a failed episode (backoff)
+    episode_attempts    integer NOT NULL DEFAULT 0,   -- claims since the last committed episode
+    last_error          text                          -- why the last attempt failed
 );
+-- Upgrade a data dir created before these columns existed (idempotent).
+ALTER TABLE instances ADD COLUMN IF NOT EXISTS episode_attempts integer NOT NULL DEFAULT 0;
+ALTER TABLE instances ADD COLUMN IF NOT EXISTS last_error text;
 CREATE INDEX IF NOT EXISTS instances_created_at ON instances (created_at);
 
 CREATE TABLE IF NOT EXISTS history (

@@ -1,5 +1,5 @@
 # mypy: disable-error-code="untyped-decorator"
-"""Benchmark of the durable backend: `python -m devhost.durable.bench [--sync] [--steps N]`.
+"""Benchmark of devhost's durable backend: `python -m loadtests.bench_durable [--sync] [--steps N]`.
 
 No-op activities; 50 orchestrations at once, each calling activities in sequence. Prints
 activity calls/s end to end and the per-step overhead (TaskScheduled -> the episode that sees
@@ -24,9 +24,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from .backend import DurableBackend
-from .history import parse_timestamp
-from .registry import DurableFunctions
+from devhost.durable import DurableBackend, DurableFunctions
+from devhost.durable.history import parse_timestamp
 
 DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ACTIVITY_SECONDS: list[float] = []

@@ -1,0 +1,85 @@
+"""The hard budget cap at the one place every LLM call passes: a provider wrapper that reserves the
+call's worst case before making it and bills the real usage after (`CostTracker`).
+
+A call whose worst case does not fit what is left of the budget is not made: `BudgetExhausted`
+(`budget_exceeded`) is raised instead and the team pauses with its budget escalation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel
+
+from shared.agents.llm import Completion, LLMProvider, Message, ProviderOutputInvalid
+from shared.domain.costs import input_token_bound, worst_case_cost
+from shared.domain.models import Actor
+from shared.services.costs import CallUsage, CostTracker
+
+log = logging.getLogger(__name__)
+
+#: A reservation outlives the longest a call may take by this much before the sweep bills it.
+RESERVATION_MARGIN_SECONDS = 60.0
+
+
+@dataclass(frozen=True)
+class CallScope:
+    """Whom a call is billed to."""
+
+    team_id: UUID
+    purpose: str
+    actor: Actor
+    task_id: UUID | None = None
+    member_id: UUID | None = None
+
+
+class MeteredProvider:
+    """`LLMProvider` around another one: reserve, call, settle (or release when nothing was served)."""
+
+    def __init__(self, inner: LLMProvider, costs: CostTracker, scope: CallScope, *,
+                 call_timeout_seconds: float = 600.0) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.costs = costs
+        self.scope = scope
+        self.ttl_seconds = call_timeout_seconds + RESERVATION_MARGIN_SECONDS
+        self.calls: list[UUID] = []  #: call ids, in order (tests and logs)
+
+    async def complete(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None,
+                       max_tokens: int = 2048, temperature: float = 0.2, **kwargs: Any) -> Completion:
+        texts = [m.content for m in messages]
+        if schema is not None:
+            texts.append(json.dumps(schema.model_json_schema()))
+        bound = input_token_bound(texts, messages=len(messages))
+        scope = self.scope
+        call_id = await self.costs.reserve(
+            team_id=scope.team_id, task_id=scope.task_id, member_id=scope.member_id, provider=self.inner.name,
+            model=model, purpose=scope.purpose, input_tokens=bound, max_tokens=max_tokens,
+            worst_case_usd=worst_case_cost(model, bound, max_tokens), ttl_seconds=self.ttl_seconds,
+        )
+        self.calls.append(call_id)
+        try:
+            completion = await self.inner.complete(messages, model=model, schema=schema, max_tokens=max_tokens,
+                                                   temperature=temperature, **kwargs)
+        except ProviderOutputInvalid as exc:  # answered (with usage), just not with what was asked
+            await self._settle(call_id, exc.completion)
+            raise
+        except asyncio.CancelledError:
+            # The process is giving up on the call (shutdown, abandoned activity): the provider may
+            # still serve it, so the reservation stays until the sweep bills it at its worst case.
+            raise
+        except Exception:
+            await self.costs.release(call_id)  # an error answer carries no usage: nothing to bill
+            raise
+        await self._settle(call_id, completion)
+        return completion
+
+    async def _settle(self, call_id: UUID, completion: Completion) -> None:
+        usage = CallUsage(model=completion.model, input_tokens=completion.input_tokens,
+                          output_tokens=completion.output_tokens, cost_usd=completion.cost_usd)
+        await self.costs.settle(call_id, self.scope.team_id, usage, self.scope.actor)
