@@ -2,7 +2,7 @@
 `func.HttpResponse` -> ASGI response, with the Functions host's conversions.
 
 Raw ASGI rather than a framework because this path is measured against a bare ASGI app
-(`python -m devhost.bench_http`): per request it does one route lookup and a few dict builds.
+(`python -m loadtests.bench_http`): per request it does one route lookup and a few dict builds.
 Conversions follow the host's RpcHttp mapping: header names lower-cased and repeated values joined
 with ","; repeated query values joined with ","; query keys with empty values dropped; url =
 scheme://host/path?query; route values of absent optional parameters omitted. Like the App Service

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Banner", "llm_provider", "load_demo_login", "save_demo_login"]
+__all__ = ["Banner", "llm_provider", "load_demo_login", "redis_label", "save_demo_login"]
 
 _DEMO_FILE = "demo-login.json"
 
@@ -45,6 +45,18 @@ class Banner:
         body = (f"  {label.ljust(width)}  {value}" for label, value in rows)
         lines = ["", "Ghost Pirates devhost is ready", *body]
         return "\n".join(lines) + "\n"
+
+
+def redis_label(configured: bool) -> str:
+    """What the app's caches and rate limits are shared with: every host on the same Redis, or none.
+
+    Without Redis each host keeps its own query cache and rate-limit counters, so with several
+    hosts a read through one host can be served from its cache after a write through another
+    (until CACHE_TTL_SECONDS), and each host counts limits on its own.
+    """
+    if configured:
+        return "external (REDIS_URL): caches and rate limits shared by every host using it"
+    return "in-process (REDIS_URL unset): caches and rate limits are per host"
 
 
 def llm_provider() -> str:

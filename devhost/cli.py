@@ -11,6 +11,16 @@ from devhost.server import ServeOptions, serve
 __all__ = ["main"]
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.5 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"must be between 0.5 and 3600 seconds, not {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -24,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
     run_host.add_argument("--grace", type=float, default=10.0, help="seconds to drain requests on shutdown")
     run_host.add_argument("--no-migrate", action="store_true", help="skip migrations and the demo login")
     run_host.add_argument("--access-log", action="store_true", help="log every HTTP request")
+    run_host.add_argument("--pubsub-url", help="use the Web PubSub emulator running there (python -m devhost.pubsub) "
+                          "instead of starting one; its key is read from <data-dir>/pubsub.key")
+    run_host.add_argument("--lease-seconds", type=_positive_seconds, default=30.0,
+                          help="Durable claim lease: a killed host's work is taken over after this (default 30)")
 
     goal = commands.add_parser("run", help="give a goal to a team and watch it until it finishes")
     goal.add_argument("goal", help="what the team should achieve")
@@ -52,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
                 grace_seconds=args.grace,
                 migrate=not args.no_migrate,
                 access_log=args.access_log,
+                pubsub_url=args.pubsub_url,
+                lease_seconds=args.lease_seconds,
             )
         )
     try:

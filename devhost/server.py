@@ -13,7 +13,6 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import signal
 import socket
 import sys
@@ -25,7 +24,7 @@ from typing import Any
 
 from devhost.app_index import AppIndex, AppLoadError, index_functions, load_app, read_host_settings
 from devhost.asgi import MANAGEMENT_PREFIX, FunctionsHttpApp
-from devhost.banner import Banner, llm_provider, load_demo_login, save_demo_login
+from devhost.banner import Banner, llm_provider, load_demo_login, redis_label, save_demo_login
 from devhost.invoker import BindingError
 from devhost.postgres import EmbeddedPostgres, EmbeddedPostgresError
 from devhost.timers import TimerScheduler
@@ -53,6 +52,12 @@ class ServeOptions:
     migrate: bool = True
     access_log: bool = False
     activity_concurrency: int = 8
+    #: A Web PubSub emulator already running (`python -m devhost.pubsub`) to use instead of starting
+    #: one: how several hosts share one (its key is read from `<data_dir>/pubsub.key`).
+    pubsub_url: str | None = None
+    #: How long a Durable claim outlives a host that stopped renewing it (a killed host's work is
+    #: taken over by the others after this); renewed every third of it.
+    lease_seconds: float = 30.0
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -190,19 +195,25 @@ class DevHost:
         return f"embedded at {self._embedded.data_dir} ({self._embedded.display_dsn()}, password in the data dir)"
 
     def _prepare_pubsub(self, path_prefix: str) -> socket.socket | None:
-        """Bind the emulator's port and point WEBPUBSUB_CONNECTION_STRING at it, unless one is set."""
+        """Bind the emulator's port and point WEBPUBSUB_CONNECTION_STRING at it, unless one is set
+        or `pubsub_url` names an emulator running on its own (then point the variable at that)."""
         if os.environ.get("WEBPUBSUB_CONNECTION_STRING"):
             return None
         from devhost.pubsub import PubSubEmulator
+        from devhost.pubsub.keys import load_or_create_access_key, read_access_key
 
-        key_file = self.options.data_dir / "pubsub.key"
-        if key_file.exists():
-            access_key = key_file.read_text().strip()
-        else:
-            access_key = secrets.token_urlsafe(32)
-            self.options.data_dir.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(access_key)
-            key_file.chmod(0o600)
+        if self.options.pubsub_url:
+            access_key = read_access_key(self.options.data_dir)
+            if access_key is None:
+                raise HostStartError(
+                    f"--pubsub-url given but {self.options.data_dir / 'pubsub.key'} does not exist: start "
+                    f"`python -m devhost.pubsub --data-dir {self.options.data_dir}` first (it creates the key), "
+                    "or set WEBPUBSUB_CONNECTION_STRING"
+                )
+            endpoint = self.options.pubsub_url.rstrip("/")
+            os.environ["WEBPUBSUB_CONNECTION_STRING"] = f"Endpoint={endpoint};AccessKey={access_key};Version=1.0;"
+            return None
+        access_key = load_or_create_access_key(self.options.data_dir)
         sock = _bind(self.options.host, self.options.pubsub_port)
         self.pubsub_port = sock.getsockname()[1]
         upstream = f"{self.base_url}{_api_root(path_prefix)}/realtime/events"
@@ -244,6 +255,7 @@ class DevHost:
             task_hub=task_hub,
             schema="durable",
             activity_concurrency=self.options.activity_concurrency,
+            lease_seconds=self.options.lease_seconds,
             function_timeout=function_timeout,
             system_key=load_or_create_system_key(self.options.data_dir),
         )
@@ -254,27 +266,26 @@ class DevHost:
 
     def _banner(self, path_prefix: str, database: str, demo: tuple[str, str, bool] | None) -> Banner:
         assert self.index is not None
-        pubsub = (
-            f"emulator ws://{_client_host(self.options.host)}:{self.pubsub_port} (hubs: any)"
-            if self._emulator is not None
-            else "external (WEBPUBSUB_CONNECTION_STRING)"
-        )
-        redis = "in-process fallback (REDIS_URL unset)"
-        if os.environ.get("REDIS_URL"):
-            redis = "external (REDIS_URL)"
+        if self._emulator is not None:
+            pubsub = f"emulator ws://{_client_host(self.options.host)}:{self.pubsub_port} (hubs: any)"
+        elif self.options.pubsub_url:
+            pubsub = f"shared emulator at {self.options.pubsub_url} (--pubsub-url)"
+        else:
+            pubsub = "external (WEBPUBSUB_CONNECTION_STRING)"
         durable = "off (no Durable functions)"
         if self._backend is not None:
             found = self._backend.functions
             durable = (
                 f"on Postgres, schema durable, hub {self._backend.task_hub} "
-                f"({len(found.orchestrators)} orchestrators, {len(found.activities)} activities)"
+                f"({len(found.orchestrators)} orchestrators, {len(found.activities)} activities), "
+                f"leases {self._backend.lease_seconds:g} s"
             )
         return Banner(
             api_url=f"{self.base_url}{_api_root(path_prefix)}",
             dashboard_url=f"{self.base_url}/",
             pubsub=pubsub,
             database=database,
-            redis=redis,
+            redis=redis_label(bool(os.environ.get("REDIS_URL"))),
             llm=llm_provider(),
             durable=durable,
             functions=f"{len(self.index.http)} HTTP, {len(self.index.timers)} timer, "

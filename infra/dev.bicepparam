@@ -28,3 +28,8 @@ param logRetentionInDays = 30
 param llmProvider = 'auto'
 param logLevel = 'DEBUG'
 param corsAllowedOrigins = []
+
+// Durable Functions backend: the Durable Task Scheduler (docs/infrastructure.md, "Durable backend").
+param durableBackend = 'scheduler'
+param durableTaskSchedulerSkuName = 'Consumption'
+param durableTaskRetentionDays = 7

@@ -62,6 +62,27 @@ param redisSkuName string = 'Basic'
 param redisCapacity int = 0
 param webPubSubSkuName string = 'Free_F1'
 param webPubSubCapacity int = 1
+@description('Durable Functions backend: scheduler = the Durable Task Scheduler (managed, recommended for throughput, own dashboard); storage = queues, tables and blobs in the storage account (the extension\'s default, no extra resource, lower throughput). docs/infrastructure.md, "Durable backend".')
+@allowed([
+  'scheduler'
+  'storage'
+])
+param durableBackend string = 'scheduler'
+
+@allowed([
+  'Consumption'
+  'Dedicated'
+])
+param durableTaskSchedulerSkuName string = 'Consumption'
+
+@minValue(1)
+@maxValue(3)
+param durableTaskSchedulerCapacity int = 1
+
+@minValue(1)
+@maxValue(90)
+param durableTaskRetentionDays int = 30
+
 param functionMaximumInstanceCount int = 40
 param functionInstanceMemoryMB int = 2048
 param functionAlwaysReadyHttpInstances int = 0
@@ -84,6 +105,10 @@ param databaseCpuPercentThreshold int = 80
 
 var suffix = uniqueString(subscription().id, resourceGroup().id, environmentName)
 var baseName = '${namePrefix}-${environmentName}'
+// The task hub the app's host.json names (extensions.durableTask.hubName); tests/infra checks they agree.
+var durableTaskHubName = 'ghostpirates'
+var durableTaskSchedulerName = '${baseName}-dts-${suffix}'
+var useScheduler = durableBackend == 'scheduler'
 var tags = {
   application: 'ghost-pirates'
   environment: environmentName
@@ -197,6 +222,22 @@ module webPubSub 'modules/webpubsub.bicep' = {
     capacity: webPubSubCapacity
     privateNetworking: privateNetworking
     keyVaultName: keyVault.outputs.name
+  }
+}
+
+// The Durable Task Scheduler and its task hub, when it is the Durable backend. Its data plane is a
+// public, Entra-authenticated endpoint (no private endpoint in API 2025-11-01): the app reaches it
+// over TLS with its identity, like the LLM providers (docs/infrastructure.md, "Durable backend").
+module durableTask 'modules/durabletask.bicep' = if (useScheduler) {
+  name: 'durabletask'
+  params: {
+    name: durableTaskSchedulerName
+    location: location
+    tags: tags
+    taskHubName: durableTaskHubName
+    skuName: durableTaskSchedulerSkuName
+    capacity: durableTaskSchedulerCapacity
+    retentionDays: durableTaskRetentionDays
   }
 }
 
@@ -335,6 +376,8 @@ module functionApp 'modules/functionapp.bicep' = {
     dbPoolMaxSize: dbPoolMaxSize
     corsAllowedOrigins: corsAllowedOrigins
     virtualNetworkSubnetId: privateNetworking ? network.outputs.appSubnetId : ''
+    durableBackend: durableBackend
+    durableTaskSchedulerEndpoint: useScheduler ? durableTask.outputs.endpoint : ''
   }
   dependsOn: [
     monitoring
@@ -359,7 +402,13 @@ module roles 'modules/roles.bicep' = {
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
+    durableBackend: durableBackend
+    durableTaskSchedulerName: durableTaskSchedulerName
+    durableTaskHubName: durableTaskHubName
   }
+  dependsOn: [
+    durableTask
+  ]
 }
 
 module webPubSubHub 'modules/webpubsub-hub.bicep' = {
@@ -399,3 +448,5 @@ output postgresFqdn string = postgres.outputs.fqdn
 output postgresDatabaseName string = postgres.outputs.databaseName
 output postgresAdminLoginName string = postgres.outputs.administratorLogin
 output appInsightsName string = monitoring.outputs.appInsightsName
+output durableTaskHubName string = durableTaskHubName
+output durableTaskDashboardUri string = useScheduler ? durableTask.outputs.dashboardUrl : ''

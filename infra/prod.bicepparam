@@ -31,3 +31,9 @@ param llmProvider = 'auto'
 param logLevel = 'INFO'
 param dbPoolMaxSize = 10
 param corsAllowedOrigins = []
+
+// Durable Functions backend: the Durable Task Scheduler (docs/infrastructure.md, "Durable backend").
+param durableBackend = 'scheduler'
+param durableTaskSchedulerSkuName = 'Dedicated'
+param durableTaskSchedulerCapacity = 1
+param durableTaskRetentionDays = 30

@@ -29,3 +29,8 @@ param logRetentionInDays = 30
 param llmProvider = 'auto'
 param logLevel = 'INFO'
 param corsAllowedOrigins = []
+
+// Durable Functions backend: the Durable Task Scheduler (docs/infrastructure.md, "Durable backend").
+param durableBackend = 'scheduler'
+param durableTaskSchedulerSkuName = 'Consumption'
+param durableTaskRetentionDays = 30

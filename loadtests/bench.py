@@ -6,7 +6,8 @@ Seeds (once, then clones) a database of 1,000 teams, 20,000 tasks and 1,000,000 
 measures the bare baselines (a minimal ASGI app doing one SELECT; a minimal websocket
 broadcaster), starts a devhost on the clone (Redis, offline LLM at 800 ms per call) and runs each
 scenario for a bounded time, then the existing micro benchmarks (Durable backend, Web PubSub
-emulator, HTTP host) and the real-time and dashboard benchmarks when present. Prints one table and
+emulator, HTTP host), the durable scale-out on 1, 2 and 3 hosts, and the real-time and dashboard
+benchmarks when present. Prints one table and
 writes it to docs/PERFORMANCE.md with the machine. Loopback only; about 9 minutes, `--quick` about 3.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import sys
 import tempfile
@@ -26,6 +28,7 @@ import redis
 
 from loadtests import scenarios as sc
 from loadtests.accounts import Population
+from loadtests.bench_scale import render, run_scale
 from loadtests.explain import explain_all
 from loadtests.explain import render as render_plans
 from loadtests.processes import REPO, Devhost, child, devhost, rss_mib, run_command
@@ -36,7 +39,7 @@ from loadtests.ws_bench import compare as ws_compare
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed per run
-PHASES = ("explain", "api", "saturation", "dbheavy", "mixed", "profile", "websocket", "micro", "others")
+PHASES = ("explain", "api", "saturation", "dbheavy", "mixed", "profile", "websocket", "micro", "scale", "others")
 
 
 @dataclass(frozen=True)
@@ -208,6 +211,8 @@ async def run_side_phases(b: Bench, phases: set[str]) -> None:
         b.say(f"websocket done: emulator p99 {emu['p99_ms']:.1f} ms, bare p99 {bare['p99_ms']:.1f} ms")
     if "micro" in phases:
         await _micro(b)
+    if "scale" in phases:
+        await _scale(b)
     if "others" in phases:
         for module in ("loadtests.bench_realtime", "loadtests.bench_dashboard", "loadtests.bench_teams"):
             if not (REPO / (module.replace(".", "/") + ".py")).exists():
@@ -231,15 +236,32 @@ async def _micro(b: Bench) -> None:
                           value=overhead.group(1), target="< 10", met=float(overhead.group(1)) < 10))
     else:
         b.extra.append(f"`loadtests.bench_durable` exit {code}:\n\n```\n{out[-1500:]}\n```")
-    code, out = await run_command([sys.executable, "-m", "devhost.bench_http", "--select",
+    code, out = await run_command([sys.executable, "-m", "loadtests.bench_http", "--select",
                                    ADMIN_URL, "--seconds", "3"], seconds=90)
     found = {k: float(v) for k, v in re.findall(r"^\s+(bare|devhost|ratio)\s+([\d.]+)", out, re.M)}
     if {"bare", "devhost", "ratio"} <= found.keys():
         b.rows.append(Row("HTTP host micro bench (SELECT 1 function)", "devhost vs bare ASGI",
                           rps=found["devhost"], bare=f"{found['bare']:.0f} req/s", ratio=found["ratio"]))
     else:
-        b.extra.append(f"`devhost.bench_http` exit {code}:\n\n```\n{out[-1500:]}\n```")
+        b.extra.append(f"`loadtests.bench_http` exit {code}:\n\n```\n{out[-1500:]}\n```")
     b.say("micro benchmarks done")
+
+
+async def _scale(b: Bench) -> None:
+    """The same durable workload on 1, 2 and 3 hosts sharing one PostgreSQL (loadtests.bench_scale)."""
+    results = await run_scale(ADMIN_URL, quick=b.budget is QUICK, say=b.say)
+    for r in results:
+        pg = f"{r.postgres_cores:.2f}" if r.postgres_cores is not None else "n/a"
+        b.rows.append(Row(f"durable scale-out, {r.workload.name}", f"{r.hosts} host(s) on one PostgreSQL",
+                          value=f"{r.rate:.0f} calls/s; step {r.step_ms_loaded:.1f} ms loaded, "
+                                f"{r.overhead_ms_alone:.1f} ms alone; cores {r.host_cores:.2f} hosts + {pg} "
+                                f"postgres (machine busy {r.machine_cores:.2f} of {os.cpu_count()})",
+                          ratio=r.efficiency, bare="efficiency vs N x 1 host" if r.hosts == 1 else ""))
+    b.notes.append("Durable scale-out (`python -m loadtests.bench_scale`): the ratio column is the scaling "
+                   "efficiency, calls/s of N hosts / (N x one host). On this 2-core machine the hosts and "
+                   "PostgreSQL share the same cores, so the CPU-bound workload cannot scale (docs/capacity.md).")
+    b.extra.append("`python -m loadtests.bench_scale`:\n\n```\n" + "\n".join(render(results)) + "\n```")
+    b.say("scale-out benchmark done")
 
 
 async def main_async(args: argparse.Namespace) -> int:

@@ -2,7 +2,7 @@
 
 Locust costs far more CPU per request than the bare one-SELECT app it is compared with; on two cores
 that would cap the baseline and flatter the ratio. This driver (keep-alive connections, raw asyncio
-streams, like `devhost.bench_http`) drives the app and the bare baseline alike.
+streams, like `loadtests.bench_http`) drives the app and the bare baseline alike.
 """
 
 from __future__ import annotations

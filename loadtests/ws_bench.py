@@ -14,7 +14,7 @@ from typing import Any
 
 import websockets
 
-from devhost.pubsub.bench import run as run_emulator
+from loadtests.bench_pubsub import run as run_emulator
 from loadtests.driver import percentile
 from loadtests.processes import child, rss_mib
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from shared.db.database import Database, make_pool
 from shared.db.migrate import migrate
+from shared.domain.errors import Conflict
 from shared.domain.models import RegisterRequest
 from shared.services.auth import AuthService
 
@@ -29,9 +30,12 @@ async def prepare_database(dsn: str, *, demo_password: str | None = None) -> Dem
         if await auth.count_users():
             return None
         password = demo_password or secrets.token_urlsafe(12)
-        await auth.register(
-            RegisterRequest(company_name="Demo Company", email=DEMO_EMAIL, password=password, full_name="Demo User")
-        )
+        try:
+            await auth.register(
+                RegisterRequest(company_name="Demo Company", email=DEMO_EMAIL, password=password, full_name="Demo User")
+            )
+        except Conflict:  # another host starting on the same database created it first
+            return None
         return DemoLogin(DEMO_EMAIL, password)
     finally:
         await pool.close()

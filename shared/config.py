@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
@@ -10,6 +11,12 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KEY_VAULT_PREFIX = "@Microsoft.KeyVault("
+
+
+def unresolved_key_vault_references(values: Mapping[str, object]) -> list[str]:
+    """The settings whose value is still a Key Vault reference (the platform could not read the
+    secret, so the raw `@Microsoft.KeyVault(` text became the value): the one place this rule lives."""
+    return sorted(k for k, v in values.items() if isinstance(v, str) and v.lstrip().startswith(KEY_VAULT_PREFIX))
 
 #: Settings that carry secrets: in Azure each is a Key Vault reference.
 SECRET_SETTINGS = (
@@ -84,7 +91,7 @@ class Settings(BaseSettings):
     @classmethod
     def _no_unresolved_key_vault_references(cls, data: object) -> object:
         if isinstance(data, dict):
-            bad = sorted(k for k, v in data.items() if isinstance(v, str) and v.startswith(KEY_VAULT_PREFIX))
+            bad = unresolved_key_vault_references(data)
             if bad:
                 raise ConfigError(
                     "unresolved Key Vault reference in setting(s) "

@@ -21,7 +21,7 @@ from azure.core.exceptions import AzureError
 from azure.identity.aio import DefaultAzureCredential
 from azure.keyvault.secrets.aio import SecretClient
 
-from shared.config import DEV_SIGNING_SECRET, check_signing_keys
+from shared.config import DEV_SIGNING_SECRET, KEY_VAULT_PREFIX, check_signing_keys, unresolved_key_vault_references
 
 __all__ = [
     "KEY_VAULT_REFERENCE_PREFIX",
@@ -34,7 +34,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-KEY_VAULT_REFERENCE_PREFIX = "@Microsoft.KeyVault("
+KEY_VAULT_REFERENCE_PREFIX = KEY_VAULT_PREFIX
 
 
 class UnresolvedKeyVaultReferenceError(RuntimeError):
@@ -58,9 +58,7 @@ class SigningKeysUnavailableError(RuntimeError):
 
 def ensure_no_unresolved_references(env: Mapping[str, str]) -> None:
     """Raise naming every setting whose value is still an unresolved Key Vault reference."""
-    names = sorted(
-        name for name, value in env.items() if value.lstrip().startswith(KEY_VAULT_REFERENCE_PREFIX)
-    )
+    names = unresolved_key_vault_references(env)
     if names:
         raise UnresolvedKeyVaultReferenceError(names)
 

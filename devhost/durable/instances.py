@@ -19,7 +19,7 @@ from .store import create_or_replace_instance, insert_messages
 
 STATUS_COLUMNS = "instance_id, name, status, input, output, custom_status, created_at, updated_at"
 
-SELECT_STATUS = f"SELECT {STATUS_COLUMNS} FROM instances WHERE instance_id = %s"
+SELECT_STATUS = f"SELECT {STATUS_COLUMNS} FROM instances WHERE instance_id = %s"  # noqa: S608 - SQL built from this module's constants
 SELECT_HISTORY = "SELECT event FROM history WHERE instance_id = %s ORDER BY seq"
 QUERY_STATUS = f"""
 SELECT {STATUS_COLUMNS} FROM instances
@@ -29,7 +29,7 @@ WHERE (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s))
   AND (%(prefix)s::text IS NULL OR starts_with(instance_id, %(prefix)s))
 ORDER BY created_at, instance_id
 LIMIT %(top)s
-"""
+"""  # noqa: S608 - SQL built from this module's constants
 SELECT_STATE = "SELECT status, execution_id FROM instances WHERE instance_id = %s"
 PURGE = """
 WITH gone AS (

@@ -27,7 +27,7 @@ SET lease_token = %(token)s, lease_expires = now() + make_interval(secs => %(lea
     episode_attempts = s.episode_attempts + 1
 FROM ready WHERE s.instance_id = ready.instance_id
 RETURNING {", ".join("s." + c.strip() for c in INSTANCE_COLUMNS.split(","))}, now()
-"""
+"""  # noqa: S608 - SQL built from this module's constants
 
 LOAD_INBOX = """
 SELECT id, instance_id, execution_id, kind, event FROM inbox

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -23,7 +23,8 @@ class PubSubEmulator:
     """Service REST API plus client WebSockets, in one ASGI app served by any ASGI server.
 
     `access_key` signs and verifies every token; `hub_names` limits the hubs served (any valid
-    name when None); `upstream_url` enables the CloudEvents event handler.
+    name when None); `upstream_url` enables the CloudEvents event handler (several URLs: the
+    app's hosts, tried in turn when one refuses connections).
     """
 
     def __init__(
@@ -31,7 +32,7 @@ class PubSubEmulator:
         access_key: str,
         *,
         hub_names: set[str] | None = None,
-        upstream_url: str | None = None,
+        upstream_url: str | Sequence[str] | None = None,
         limits: Limits | None = None,
     ) -> None:
         if not access_key:

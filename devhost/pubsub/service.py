@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from devhost.pubsub.connection import Connection
 from devhost.pubsub.hub import Background, Hub, Limits
@@ -20,7 +21,7 @@ class ServiceState:
         access_key: str,
         *,
         hub_names: set[str] | None,
-        upstream_url: str | None,
+        upstream_url: str | Sequence[str] | None,
         limits: Limits,
     ) -> None:
         self.access_key = access_key

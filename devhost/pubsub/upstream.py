@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -59,13 +60,26 @@ class ConnectDecision:
 
 
 class EventHandlerUpstream:
-    """HTTP client for one upstream URL; created once per emulator, closed with it."""
+    """HTTP client for the upstream; created once per emulator, closed with it.
 
-    def __init__(self, url: str, access_key: str, *, timeout: float = 10.0) -> None:
-        self.url = url
+    Several URLs stand for several app hosts behind no balancer (devhost's multi-host mode): events
+    go to the current one, and one that refuses the connection (a host that is gone) hands over to
+    the next, which becomes current. Only a refused or timed-out *connect* moves on, since then
+    nothing reached the host; any later failure is the handler's answer and is reported as is.
+    """
+
+    def __init__(self, urls: str | Sequence[str], access_key: str, *, timeout: float = 10.0) -> None:
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
+        if not self.urls:
+            raise ValueError("at least one upstream URL is needed")
+        self._current = 0
         self._key = access_key.encode("utf-8")
-        self._origin = urlsplit(url).hostname or "localhost"
         self._client = httpx.AsyncClient(timeout=timeout)
+
+    @property
+    def url(self) -> str:
+        """The URL events go to now."""
+        return self.urls[self._current]
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -83,7 +97,6 @@ class EventHandlerUpstream:
             "ce-connectionId": caller.connection_id,
             "ce-eventName": event_name,
             "ce-signature": f"sha256={signature}",
-            "WebHook-Request-Origin": self._origin,
         }
         if caller.user_id is not None:
             headers["ce-userId"] = caller.user_id
@@ -93,10 +106,23 @@ class EventHandlerUpstream:
 
     async def _post(self, headers: dict[str, str], content: bytes, content_type: str) -> httpx.Response:
         headers["Content-Type"] = content_type
-        try:
-            response = await self._client.post(self.url, headers=headers, content=content)
-        except httpx.HTTPError as exc:
-            raise UpstreamFailed(502, f"event handler unreachable: {exc}") from exc
+        response: httpx.Response | None = None
+        for attempt in range(len(self.urls)):
+            index = (self._current + attempt) % len(self.urls)
+            url = self.urls[index]
+            headers["WebHook-Request-Origin"] = urlsplit(url).hostname or "localhost"
+            try:
+                response = await self._client.post(url, headers=headers, content=content)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                if attempt == len(self.urls) - 1:
+                    raise UpstreamFailed(502, f"event handler unreachable: {exc}") from exc
+                logger.warning("event handler %s refused the connection; trying the next one", url)
+                continue
+            except httpx.HTTPError as exc:
+                raise UpstreamFailed(502, f"event handler unreachable: {exc}") from exc
+            self._current = index
+            break
+        assert response is not None
         if response.status_code >= 300:
             raise UpstreamFailed(response.status_code, response.text[:200] or response.reason_phrase)
         return response

@@ -55,6 +55,25 @@ param webPubSubHub string = 'ghost_pirates'
 @description('Subnet delegated to Microsoft.App/environments for VNet integration; empty: none (dev).')
 param virtualNetworkSubnetId string = ''
 
+@description('Durable backend: scheduler (Durable Task Scheduler) or storage (the storage account).')
+@allowed([
+  'scheduler'
+  'storage'
+])
+param durableBackend string = 'scheduler'
+
+@description('Endpoint of the Durable Task Scheduler (https://<name>.<region>.durabletask.io) when durableBackend is scheduler.')
+param durableTaskSchedulerEndpoint string = ''
+
+// host.json selects the Durable Task Scheduler (azureManaged, connection DURABLE_TASK_SCHEDULER_CONNECTION_STRING);
+// these app settings say the same thing explicitly, or switch to the storage account, without a
+// second package: app settings named AzureFunctionsJobHost__<path> override that path of host.json.
+var useScheduler = durableBackend == 'scheduler'
+var durableProviderType = useScheduler ? 'azureManaged' : 'AzureStorage'
+var durableConnectionName = useScheduler ? 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING' : 'AzureWebJobsStorage'
+// Identity-based: the system identity (no ClientID) and no key; an empty value with the storage backend.
+var durableTaskSchedulerConnection = useScheduler ? 'Endpoint=${durableTaskSchedulerEndpoint};Authentication=ManagedIdentity' : ''
+
 resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   // checkov:skip=CKV_AZURE_225:Flex Consumption places instances itself; zone redundancy is not yet offered in every region we deploy to (docs/production-checklist.md).
   name: planName
@@ -129,6 +148,19 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'AzureWebJobsStorage__accountName'
           value: storageAccountName
+        }
+        // Durable backend (see the variables above).
+        {
+          name: 'AzureFunctionsJobHost__extensions__durableTask__storageProvider__type'
+          value: durableProviderType
+        }
+        {
+          name: 'AzureFunctionsJobHost__extensions__durableTask__storageProvider__connectionStringName'
+          value: durableConnectionName
+        }
+        {
+          name: 'DURABLE_TASK_SCHEDULER_CONNECTION_STRING'
+          value: durableTaskSchedulerConnection
         }
         {
           name: 'ENVIRONMENT'

@@ -1,6 +1,7 @@
 // Least-privilege role assignments for the Function App's managed identity, each scoped to the
-// one resource it needs. Web PubSub Service Owner is not granted: the app uses the service's
-// connection string from Key Vault, so no data-plane role is needed there.
+// one resource it needs, the Durable ones only for the backend in use. Web PubSub Service Owner
+// is not granted: the app uses the service's connection string from Key Vault, so no data-plane
+// role is needed there.
 
 @description('Object id of the Function App system-assigned identity.')
 param principalId string
@@ -11,6 +12,16 @@ param storageAccountName string
 param keyVaultName string
 param appInsightsName string
 
+@description('Durable backend: scheduler gets Durable Task Data Contributor on its task hub; storage gets the queue and table roles on the storage account. Only one of the two sets is assigned.')
+@allowed([
+  'scheduler'
+  'storage'
+])
+param durableBackend string = 'scheduler'
+
+param durableTaskSchedulerName string
+param durableTaskHubName string
+
 // Built-in role definition ids (stable across tenants).
 var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
@@ -18,6 +29,7 @@ var roles = {
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
   monitoringMetricsPublisher: '3913510d-42f4-4e42-8a64-420c390055eb'
+  durableTaskDataContributor: '0ad04412-c4d5-4796-b79c-f76d14c8d402'
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -30,6 +42,16 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
+}
+
+// Only the task hub's id is used (as a scope), so nothing is read when the backend is storage.
+resource scheduler 'Microsoft.DurableTask/schedulers@2025-11-01' existing = {
+  name: durableTaskSchedulerName
+}
+
+resource taskHub 'Microsoft.DurableTask/schedulers/taskHubs@2025-11-01' existing = {
+  parent: scheduler
+  name: durableTaskHubName
 }
 
 // Key Vault references and the signing-key refresh read the app vault's secrets; nothing writes them.
@@ -54,8 +76,20 @@ resource blobDataOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   }
 }
 
-// Durable task hub work-item and control queues.
-resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+// Durable Task Scheduler: orchestrations, activities and the management API (start, status, raise
+// event, terminate, purge), scoped to this app's task hub rather than the whole scheduler.
+resource durableTaskDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (durableBackend == 'scheduler') {
+  name: guid(taskHub.id, principalId, roles.durableTaskDataContributor)
+  scope: taskHub
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.durableTaskDataContributor)
+  }
+}
+
+// Storage backend only: Durable task hub work-item and control queues.
+resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (durableBackend == 'storage') {
   name: guid(storage.id, principalId, roles.storageQueueDataContributor)
   scope: storage
   properties: {
@@ -65,8 +99,8 @@ resource queueDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-0
   }
 }
 
-// Durable task hub history and instances tables.
-resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+// Storage backend only: Durable task hub history and instances tables.
+resource tableDataContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (durableBackend == 'storage') {
   name: guid(storage.id, principalId, roles.storageTableDataContributor)
   scope: storage
   properties: {

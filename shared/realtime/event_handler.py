@@ -25,6 +25,7 @@ from uuid import UUID
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 
 from shared.db.database import Database
+from shared.db.repositories import teams as team_repo
 from shared.json_limits import loads_bounded
 from shared.realtime.service import team_group
 
@@ -33,9 +34,7 @@ __all__ = ["CloudEvent", "EventHandler", "HandlerReply", "allowed_origin", "sign
 SYSTEM_PREFIX = "azure.webpubsub.sys."
 USER_PREFIX = "azure.webpubsub.user."
 
-_MEMBER_OF_TEAM_COMPANY = """
-SELECT 1 FROM teams t JOIN users u ON u.company_id = t.company_id WHERE t.id = %(team_id)s AND u.id = %(user_id)s
-"""
+
 
 
 @dataclass(frozen=True)
@@ -133,5 +132,4 @@ class EventHandler:
         except ValueError:
             return False
         async with self.db.connection() as conn:
-            cur = await conn.execute(_MEMBER_OF_TEAM_COMPANY, {"team_id": team_id, "user_id": user})
-            return await cur.fetchone() is not None
+            return await team_repo.user_in_team_company(conn, team_id, user)

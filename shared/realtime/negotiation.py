@@ -14,6 +14,7 @@ from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
 from pydantic import BaseModel, Field
 
 from shared.db.database import Database
+from shared.db.repositories import teams as team_repo
 from shared.domain.errors import NotFound
 from shared.domain.models import Principal
 from shared.realtime.service import company_group, join_role, team_group
@@ -22,13 +23,6 @@ __all__ = ["RECENT_TEAMS", "TOKEN_MINUTES", "ClientAccess", "NegotiateRequest", 
 
 RECENT_TEAMS = 50
 TOKEN_MINUTES = 60
-
-_TEAMS_IN_SCOPE = """
-SELECT id, true AS requested FROM teams WHERE id = %(team_id)s AND company_id = %(company_id)s
-UNION ALL
-(SELECT id, false FROM teams WHERE company_id = %(company_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s)
-"""
-
 
 class NegotiateRequest(BaseModel):
     team_id: UUID | None = Field(default=None, description="pre-join this team's group")
@@ -45,14 +39,11 @@ async def negotiate(
 ) -> ClientAccess:
     """A client URL for the caller; 404 when `team_id` is not a team of the caller's company."""
     async with db.connection() as conn:
-        cur = await conn.execute(
-            _TEAMS_IN_SCOPE, {"team_id": team_id, "company_id": principal.company_id, "limit": RECENT_TEAMS}
-        )
-        rows = await cur.fetchall()
-    if team_id is not None and not any(row["requested"] for row in rows):
+        found = await team_repo.in_scope(conn, principal.company_id, team_id, RECENT_TEAMS)
+    if team_id is not None and not any(team.requested for team in found):
         raise NotFound("no such team")
     company = company_group(principal.company_id)
-    teams = dict.fromkeys(team_group(row["id"]) for row in rows)  # ordered, without duplicates
+    teams = dict.fromkeys(team_group(team.id) for team in found)  # ordered, without duplicates
     groups = [team_group(team_id)] if team_id is not None else [company]
     token = await client.get_client_access_token(
         user_id=str(principal.user_id),

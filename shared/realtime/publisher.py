@@ -16,15 +16,15 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
 import psycopg
 from azure.core.exceptions import AzureError
 from azure.messaging.webpubsubservice.aio import WebPubSubServiceClient
-from psycopg.rows import dict_row
 
 from shared.db.database import Changes, Database
+from shared.db.repositories import events as events_repo
+from shared.db.repositories.events import PendingEvent
 from shared.domain.models import TeamEventPublic
 from shared.realtime.service import company_group, team_group
 
@@ -34,31 +34,6 @@ log = logging.getLogger(__name__)
 
 #: Event types the company's dashboard (team list) also wants: sent to `company_<id>` as well.
 COMPANY_EVENT_TYPES = frozenset({"team.status_changed", "escalation.created", "escalation.resolved"})
-
-# First key of the two-int advisory lock: keeps these locks apart from any other use of advisory locks.
-_LOCK_NAMESPACE = 0x6F7574  # "out"
-
-# Both in one round trip; the select list is evaluated left to right.
-_LOCK = """
-SELECT set_config('lock_timeout', %(timeout)s, true), pg_advisory_xact_lock(%(ns)s, hashtext(%(team_id)s::text))
-"""
-
-_BATCH = """
-SELECT e.type, e.seq, e.team_id, e.task_id, e.created_at AS at, e.payload AS data, t.company_id
-FROM team_events e JOIN teams t ON t.id = e.team_id
-WHERE e.team_id = %(team_id)s AND e.published_at IS NULL
-ORDER BY e.seq LIMIT %(limit)s
-"""
-
-_MARK = """
-UPDATE team_events SET published_at = clock_timestamp()
-WHERE team_id = %(team_id)s AND seq = ANY(%(seqs)s) AND published_at IS NULL
-"""
-
-_PENDING_TEAMS = """
-SELECT team_id FROM team_events WHERE published_at IS NULL GROUP BY team_id ORDER BY min(id) LIMIT %(limit)s
-"""
-
 
 class PublishFailed(Exception):
     """Web PubSub did not accept a send; the row and those after it stay in the outbox."""
@@ -156,29 +131,25 @@ class OutboxPublisher:
         async with self.db.pool.connection() as conn, conn.transaction():
             # Waits for another publisher of this team (in any process) to finish its batch, then
             # reads what is still pending; a publisher that waits too long gives up to the sweep.
-            await conn.execute(_LOCK, {"ns": _LOCK_NAMESPACE, "team_id": team_id,
-                                       "timeout": f"{self.lock_timeout_ms}ms"})
-            cur = conn.cursor(row_factory=dict_row)
-            rows = await (await cur.execute(_BATCH, {"team_id": team_id, "limit": self.batch_size})).fetchall()
+            await events_repo.lock_team_outbox(conn, team_id, timeout_ms=self.lock_timeout_ms)
+            rows = await events_repo.unpublished(conn, team_id, self.batch_size)
             sent, failure = await self._send_in_order(rows)
             if sent:
-                await conn.execute(_MARK, {"team_id": team_id, "seqs": sent})
+                await events_repo.mark_published(conn, team_id, sent)
         return len(sent), len(rows), failure
 
-    async def _send_in_order(self, rows: Sequence[dict[str, Any]]) -> tuple[list[int], BaseException | None]:
+    async def _send_in_order(self, rows: Sequence[PendingEvent]) -> tuple[list[int], BaseException | None]:
         sent: list[int] = []
-        for row in rows:
-            company_id = row.pop("company_id")
-            event = TeamEventPublic.model_validate(row)
+        for event in rows:
             try:
-                await self._send(event, company_id)
+                await self._send(event, event.company_id)
             except (AzureError, OSError, TimeoutError) as exc:
                 return sent, exc
             sent.append(event.seq)
         return sent, None
 
     async def _send(self, event: TeamEventPublic, company_id: UUID) -> None:
-        body = event.model_dump(mode="json")
+        body = event.model_dump(mode="json", exclude={"company_id"})  # the contract's event, not the row
         team = team_group(event.team_id)
         if event.type in COMPANY_EVENT_TYPES:
             # One call reaches both groups, and a connection in both receives the event once.
@@ -191,9 +162,7 @@ class OutboxPublisher:
         """Publish every team with pending rows (oldest first); the number sent. Stops early when
         Web PubSub fails, leaving the rest for the next sweep."""
         async with self.db.pool.connection() as conn:
-            cur = conn.cursor(row_factory=dict_row)
-            await cur.execute(_PENDING_TEAMS, {"limit": max_teams})
-            teams: list[UUID] = [row["team_id"] for row in await cur.fetchall()]
+            teams = await events_repo.teams_with_unpublished(conn, max_teams)
         down = asyncio.Event()
         sent = [0]
 

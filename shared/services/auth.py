@@ -92,27 +92,27 @@ class AuthService:
     async def change_password(self, principal: Principal, current: str, new: str) -> int:
         """Replace the caller's password (the current one proves it is them); every token issued
         before is revoked. Returns the new token version."""
-        ids = {"id": principal.user_id, "company_id": principal.company_id}
         async with self.db.connection() as conn:
-            cur = await conn.execute(users.PASSWORD_HASH, ids)
-            row = await cur.fetchone()
-        if row is None:
+            old_hash = await users.password_hash(conn, principal.user_id, principal.company_id)
+        if old_hash is None:
             raise Unauthorized("the account no longer exists")
-        old_hash = row["password_hash"]
         if not await _verify(old_hash, current):
             raise Forbidden("the current password is wrong")
         if await _verify(old_hash, new):
             raise Invalid("the new password must differ from the current one",
                           errors=[{"loc": ["new_password"], "msg": "is the current password"}])
         new_hash = await hash_password(new)
-        async with self.db.transaction() as tx:
-            cur = await tx.conn.execute(users.CHANGE_PASSWORD, {**ids, "old_hash": old_hash, "new_hash": new_hash})
-            changed = await cur.fetchone()
-            if changed is None:
+
+        async def work(tx: Tx) -> int:
+            version = await users.change_password(tx.conn, principal.user_id, principal.company_id,
+                                                  old_hash=old_hash, new_hash=new_hash)
+            if version is None:
                 raise Conflict("the password was changed meanwhile; try again")
             await journal.audit(tx, company_id=principal.company_id, actor=principal.actor,
                                 event_type="user.password_changed", payload={})
-        return int(changed["token_version"])
+            return version
+
+        return await self.db.atomic(work)
 
     async def count_users(self) -> int:
         async with self.db.connection() as conn:

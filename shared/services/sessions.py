@@ -13,12 +13,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal, cast
+from typing import Literal
 from uuid import UUID
 
 from shared.db import journal
-from shared.db.database import Database
-from shared.db.repositories import users as sql
+from shared.db.database import Database, Tx
+from shared.db.repositories import users
 from shared.domain.errors import Unauthorized
 from shared.domain.models import Principal, UserPublic
 from shared.security import IssuedToken, TokenService
@@ -75,16 +75,17 @@ class SessionService:
 
     async def revoke_all(self, principal: Principal) -> int:
         """Log out everywhere: bump the token version (one statement, with its audit row)."""
-        async with self.db.transaction() as tx:
-            cur = await tx.conn.execute(sql.REVOKE_TOKENS, {"id": principal.user_id,
-                                                            "company_id": principal.company_id})
-            row = await cur.fetchone()
-            if row is None:
+        async def work(tx: Tx) -> int:
+            version = await users.revoke_tokens(tx.conn, principal.user_id, principal.company_id)
+            if version is None:
                 raise Unauthorized("the account no longer exists")
             await journal.audit(tx, company_id=principal.company_id, actor=principal.actor,
-                                event_type="user.sessions_revoked", payload={"token_version": row["token_version"]})
+                                event_type="user.sessions_revoked", payload={"token_version": version})
+            return version
+
+        version = await self.db.atomic(work)
         self.forget(principal.user_id)
-        return int(row["token_version"])
+        return version
 
     def forget(self, user_id: UUID) -> None:
         """Drop the cached row (after this process changed it)."""
@@ -96,11 +97,9 @@ class SessionService:
         if not fresh and cached is not None and cached[0] > now:
             return cached[1]
         async with self.db.connection() as conn:
-            cur = await conn.execute(sql.SESSION_STATE, {"id": user_id})
-            row = await cur.fetchone()
-        state = None if row is None else SessionState(
-            company_id=row["company_id"], role=cast(Literal["admin", "member"], row["role"]),
-            token_version=int(row["token_version"]))
+            row = await users.session_state(conn, user_id)
+        state = None if row is None else SessionState(company_id=row.company_id, role=row.role,
+                                                       token_version=row.token_version)
         if self.cache_seconds > 0:
             self._cache.pop(user_id, None)  # re-insert at the end: the dict's order is its age
             self._cache[user_id] = (now + self.cache_seconds, state)

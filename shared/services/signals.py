@@ -22,8 +22,6 @@ from shared.domain.errors import DependencyDown
 
 log = logging.getLogger(__name__)
 
-#: How long a claimed signal is this dispatcher's before another may send it.
-CLAIM_SECONDS = 30.0
 MAX_BACKOFF_SECONDS = 60.0
 
 
@@ -48,42 +46,38 @@ class SignalDispatcher:
 
     async def dispatch(self, client: OrchestrationClient | None, ids: Sequence[UUID] | None = None, *,
                        limit: int = 200) -> int:
-        """Send due signals (only `ids` when given); the number sent. Never raises for a failed send:
-        the row stays pending and is retried."""
+        """Send due signals (only those of the orchestrations `ids` belong to, when given); the number
+        sent. Never raises for a failed send: the row stays pending and is retried."""
         if client is None or (ids is not None and not ids):
             return 0
         try:
             async with self.db.connection() as conn:
-                claimed = await repo.claim(conn, limit=limit, lease_seconds=CLAIM_SECONDS,
-                                           ids=list(ids) if ids is not None else None)
+                instances = await repo.due_instances(conn, limit=limit, ids=list(ids) if ids is not None else None)
+            sent = 0
+            for instance_id in instances:
+                sent += await self._send_instance(client, instance_id)
+            return sent
         except DependencyDown:
             log.warning("signals: the database is not reachable; the timer will send them")
             return 0
-        by_instance: dict[str, list[SignalRow]] = {}
-        for row in sorted(claimed, key=lambda r: (r.created_at, r.id)):
-            by_instance.setdefault(row.instance_id, []).append(row)
-        sent = 0
-        for rows in by_instance.values():
-            sent += await self._send_in_order(client, rows)
-        return sent
 
-    async def _send_in_order(self, client: OrchestrationClient, rows: list[SignalRow]) -> int:
-        sent = 0
-        for index, row in enumerate(rows):
-            try:
-                outcome = await self._send(client, row)
-            except Exception as exc:  # the Durable client raises plain Exceptions for HTTP errors
-                error = f"{type(exc).__name__}: {exc}"
-                log.warning("signal %s %s to %s failed (attempt %d): %s", row.kind, row.name, row.instance_id,
-                            row.attempts, error)
-                async with self.db.connection() as conn:
-                    for later in rows[index:]:  # keep the instance's order: nothing after a failure goes first
-                        await repo.retry_later(conn, later.id, error=error, delay_seconds=_backoff(later.attempts))
-                return sent
-            async with self.db.connection() as conn:
+    async def _send_instance(self, client: OrchestrationClient, instance_id: str) -> int:
+        async with self.db.connection() as conn, conn.transaction():
+            if not await repo.lock_instance(conn, instance_id):
+                return 0  # another dispatcher is sending this orchestration's signals right now
+            rows = await repo.unsent_for_instance(conn, instance_id)
+            for index, row in enumerate(rows):
+                try:
+                    outcome = await self._send(client, row)
+                except Exception as exc:  # the Durable client raises plain Exceptions for HTTP errors
+                    error = f"{type(exc).__name__}: {exc}"
+                    log.warning("signal %s %s to %s failed (attempt %d): %s", row.kind, row.name, instance_id,
+                                row.attempts + 1, error)
+                    for later in rows[index:]:  # keep the order: nothing after a failure goes first
+                        await repo.retry_later(conn, later.id, error=error, delay_seconds=_backoff(row.attempts + 1))
+                    return index
                 await repo.mark_sent(conn, row.id, outcome)
-            sent += 1
-        return sent
+            return len(rows)
 
     async def _send(self, client: OrchestrationClient, row: SignalRow) -> str:
         if row.kind == "start":

@@ -10,7 +10,7 @@ from shared.db import journal
 from shared.db.database import Database, Tx
 from shared.db.pagination import Page, to_page
 from shared.db.repositories import teams as repo
-from shared.domain.errors import Conflict, NotFound
+from shared.domain.errors import NotFound
 from shared.domain.ids import uuid7
 from shared.domain.models import Actor, MemberPublic, Principal, TeamCreate, TeamPublic, TeamScope
 from shared.domain.states import TeamStatus, team_sources
@@ -216,9 +216,3 @@ class TeamService:
             event_type="team.plan_awaiting_approval" if awaiting else "team.plan_approved",
             data={"awaiting_plan_approval": awaiting},
         )
-
-    async def require_awaiting_plan(self, company_id: UUID, team_id: UUID) -> TeamScope:
-        scope = await self.get_scope_for(company_id, team_id)
-        if not scope.awaiting_plan_approval:
-            raise Conflict("the team's plan is not waiting for approval")
-        return scope

@@ -5,8 +5,11 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import register
+
+pytestmark = pytest.mark.slow
 
 PROBLEM = "application/problem+json"
 

@@ -8,6 +8,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
+pytestmark = pytest.mark.slow
+
 EXAMPLES_PER_OPERATION = 8
 
 

@@ -20,6 +20,8 @@ from shared.config import DEV_SIGNING_SECRET
 from tests.e2e.conftest import AppHost, start_app, stop_app
 from tests.e2e.test_api import assert_problem
 
+pytestmark = pytest.mark.slow
+
 MANAGEMENT = "/runtime/webhooks/durabletask"
 OWN_KEYS = json.dumps({"prod-1": "a-staging-signing-secret-that-nobody-published-0123"})
 PASSWORD = "correct horse battery"

@@ -159,7 +159,8 @@ def test_app_identity_role_assignments_never_target_the_ops_vault():
         for symbol, res in declared.items():
             if res["type"] != "Microsoft.Authorization/roleAssignments":
                 continue
-            scope = res["config"]["scope"]
+            config = res["config"].get("config", res["config"])  # a conditional one unwrapped
+            scope = config["scope"]
             if declared[scope]["type"] == VAULT_TYPE:
                 vault = _vault_of(path, params, scope)
                 assert vault != OPS_VAULT, f"{symbol} gives the app a role on the operations vault"

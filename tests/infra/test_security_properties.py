@@ -36,7 +36,10 @@ ROLE_IDS = {
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+    "Durable Task Data Contributor": "0ad04412-c4d5-4796-b79c-f76d14c8d402",
 }
+#: Settings named like secrets that hold none: identity-based connections (an endpoint, no key).
+IDENTITY_CONNECTIONS = {"DURABLE_TASK_SCHEDULER_CONNECTION_STRING"}
 BROAD_ROLE_IDS = {
     "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
     "Contributor": "b24988ac-6180-42a0-ab88-20f7382ad24d",
@@ -61,7 +64,11 @@ def test_every_secret_bearing_app_setting_is_a_key_vault_reference_to_a_written_
 def test_no_other_app_setting_carries_a_secret():
     secret_looking = re.compile(r"(?i)(PASSWORD|SECRET|API_KEY|CONNECTION_STRING|_KEYS?$|DATABASE_URL|REDIS_URL)")
     for name, value in app_settings().items():
-        if secret_looking.search(name) and not name.endswith("_NAME"):
+        if name in IDENTITY_CONNECTIONS:
+            variables = parsed(INFRA / "modules/functionapp.bicep")["variables"]
+            text = as_text(variables[value]["value"] if value in variables else value)
+            assert "Authentication=ManagedIdentity" in text and "Key=" not in text, name
+        elif secret_looking.search(name) and not name.endswith(("_NAME", "__connectionStringName")):
             assert name in SECRET_SETTINGS, f"{name} looks secret but is not a Key Vault reference"
         assert "AccountKey=" not in str(value) and "listKeys" not in as_text(value), name
 
@@ -175,7 +182,7 @@ def test_identity_gets_each_needed_role_and_nothing_broad():
         assert role_id not in text, f"over-broad role assigned: {role}"
     assert len(assignments) == len(ROLE_IDS)
     for assignment in assignments:
-        assert assignment.properties["principalId"] == "principalId"
+        assert assignment.properties["principalId"] == "principalId", assignment.symbol
         assert assignment.properties["principalType"] == "ServicePrincipal"
         assert "scope" in assignment.config, f"{assignment.symbol} is not scoped to one resource"
 

@@ -28,6 +28,15 @@ def test_a_migration_edited_after_it_was_applied_is_refused(empty_database_url, 
         migrate_sync(empty_database_url, tmp_path)
 
 
+async def test_hosts_starting_together_on_a_new_database_create_one_demo_login_and_all_start(empty_database_url):
+    results = await asyncio.gather(*(prepare_database(empty_database_url) for _ in range(3)))
+    created = [r for r in results if r is not None]
+    assert len(created) == 1
+    with psycopg.connect(empty_database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM users").fetchone()
+    assert row is not None and row[0] == 1
+
+
 async def test_first_start_creates_a_demo_login_once(empty_database_url):
     demo = await prepare_database(empty_database_url, demo_password="demo-password-1")
     assert demo is not None and demo.password == "demo-password-1"

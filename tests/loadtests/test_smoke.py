@@ -66,3 +66,19 @@ async def test_bounded_read_scenario_against_devhost_has_no_errors(seeded_url: s
     logins = run.samples["POST /api/auth/login"]
     assert len(logins) == 4 and all(ok for _, ok in logins)
     assert all(ok for values in run.samples.values() for _, ok in values)
+
+
+async def test_scale_benchmark_spreads_one_wave_over_two_hosts_and_reports_efficiency(pg_server_url: str) -> None:
+    from loadtests.bench_scale import Workload, render, run_scale
+
+    # More orchestrations than one host's 8 activity slots, so the second host always gets calls.
+    tiny = Workload("tiny", instances=24, steps=2, activity_ms=20)
+    async with asyncio.timeout(120):
+        one, two = await run_scale(pg_server_url, host_counts=(1, 2), only=[tiny], say=lambda _: None)
+
+    assert (one.hosts, two.hosts) == (1, 2)
+    assert one.calls == two.calls == 48 and one.per_host == [48]
+    assert sum(two.per_host) == 48 and all(n > 0 for n in two.per_host), "both hosts claimed activity calls"
+    assert one.efficiency == 1.0 and two.efficiency == two.rate / (2 * one.rate)
+    assert one.host_cores > 0 and one.step_ms_loaded >= 0
+    assert len(render([one, two])) == 4

@@ -107,3 +107,46 @@ async def test_json_client_event_is_forwarded_and_acked(upstream_setup):
     headers, body = await handler.wait_for("azure.webpubsub.user.typing")
     assert json.loads(body) == {"task": 3}
     assert headers["ce-subprotocol"] == "json.webpubsub.azure.v1"
+
+
+def _refusing_url() -> str:
+    """A loopback URL nothing listens on (a host that is gone): connections are refused."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/eventhandler"
+
+
+async def test_with_several_upstreams_events_go_to_the_next_when_one_refuses_connections():
+    handler = RecordingHandler()
+    app = web.Application()
+    app.router.add_post("/eventhandler", handler.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    live = f"http://127.0.0.1:{port}/eventhandler"
+    emulator = PubSubEmulator(ACCESS_KEY, upstream_url=[_refusing_url(), live])
+    server = EmulatorServer(emulator)
+    await server.start()
+    try:
+        async with WebPubSubServiceClient.from_connection_string(server.connection_string, hub=HUB) as service:
+            url = (await service.get_client_access_token(user_id="failover-user"))["url"]
+            async with websockets.connect(url) as raw:
+                connected, _ = await handler.wait_for("azure.webpubsub.sys.connected")
+                await raw.send("hi")
+                async with asyncio.timeout(5):
+                    assert await raw.recv() == "echo:hi"
+    finally:
+        await server.stop()
+        await runner.cleanup()
+
+    kinds = [headers["ce-type"] for headers, _ in handler.events]
+    # The blocking connect found the live host (the client was let in), and so did every later event.
+    assert kinds[:3] == ["azure.webpubsub.sys.connect", "azure.webpubsub.sys.connected",
+                         "azure.webpubsub.user.message"]
+    assert connected["ce-userid"] == "failover-user"
+    assert emulator.state.upstream is not None and emulator.state.upstream.url == live

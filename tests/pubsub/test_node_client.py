@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 NODE_DIR = Path(__file__).parent / "node"
 
 

@@ -46,7 +46,7 @@ async def test_session_dropped_longer_than_the_grace_period_is_gone(strict_emula
     async with websockets.connect(resume, subprotocols=[Subprotocol(RELIABLE)]) as resumed:
         with pytest.raises(ConnectionClosed) as closed:
             await _recv_json(resumed)
-    assert closed.value.code == 1008
+    assert closed.value.rcvd.code == 1008
 
 
 async def test_client_that_never_acks_is_closed_when_its_buffer_overflows(strict_emulator):
@@ -62,7 +62,7 @@ async def test_client_that_never_acks_is_closed_when_its_buffer_overflows(strict
                 frames.append(await _recv_json(socket))
     assert [f["sequenceId"] for f in frames if f["type"] == "message"] == [1, 2, 3, 4]
     assert frames[-1]["event"] == "disconnected"
-    assert closed.value.code == 1008
+    assert closed.value.rcvd.code == 1008
     assert not await service.connection_exists(connected["connectionId"])
 
 
@@ -75,4 +75,4 @@ async def test_emulator_close_sends_going_away_to_clients(strict_emulator):
         assert (await _recv_json(socket))["event"] == "disconnected"
         with pytest.raises(ConnectionClosed) as closed:
             await _recv_json(socket)
-    assert closed.value.code == 1001
+    assert closed.value.rcvd.code == 1001

@@ -106,7 +106,7 @@ async def test_resume_of_unknown_session_is_closed_with_1008(emulator):
         with pytest.raises(ConnectionClosed) as closed:
             async with asyncio.timeout(5):
                 await socket.recv()
-    assert closed.value.code == 1008
+    assert closed.value.rcvd.code == 1008
 
 
 async def test_client_token_signed_with_another_key_is_refused_with_401(emulator):

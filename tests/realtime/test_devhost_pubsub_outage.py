@@ -18,7 +18,7 @@ from tests.e2e.conftest import register, start_app, stop_app
 from tests.realtime.helpers import merge_live_with_backfill
 from tests.realtime.test_devhost_realtime import finished, negotiate, new_team, start
 
-pytestmark = pytest.mark.xdist_group("realtime-outage")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("realtime-outage")]
 REPO = Path(__file__).resolve().parents[2]
 KEY = "outage-test-access-key-0123456789abcdefgh"
 

@@ -19,7 +19,7 @@ from azure.messaging.webpubsubclient.models import SendMessageError, WebPubSubPr
 from tests.e2e.conftest import AppHost, register, start_app, stop_app
 from tests.realtime.helpers import DroppingProxy, backfill, merge_live_with_backfill
 
-pytestmark = pytest.mark.xdist_group("realtime-devhost")
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("realtime-devhost")]
 NODE_DIR = Path(__file__).parent / "node"
 TERMINAL = {"completed", "failed", "cancelled"}
 

@@ -34,7 +34,6 @@ CREATE TABLE orchestration_signals (
     created_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
     attempts         integer NOT NULL DEFAULT 0,
     next_attempt_at  timestamptz NOT NULL DEFAULT clock_timestamp(),
-    claimed_until    timestamptz,
     last_error       text,
     sent_at          timestamptz,
     outcome          text CHECK (outcome IS NULL OR outcome IN ('delivered', 'started', 'already_started',

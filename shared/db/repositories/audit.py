@@ -27,7 +27,7 @@ async def page(conn: Conn, company_id: UUID, *, team_id: UUID | None, event_type
     if cursor:
         where.append(after_cursor(cursor, params))
     statement = (
-        f"SELECT {_COLUMNS} FROM audit_events WHERE " + " AND ".join(where)
+        f"SELECT {_COLUMNS} FROM audit_events WHERE " + " AND ".join(where)  # noqa: S608 - SQL built from this module's constants
         + " ORDER BY created_at DESC, id DESC LIMIT %(limit)s"
     )
     return await rows.many(conn, AuditEventPublic, statement, params)

@@ -19,11 +19,11 @@ INSERT INTO checkpoints (id, task_id, step_number, checkpoint_type, step_output,
 VALUES (%(id)s, %(task_id)s, %(step_number)s, %(checkpoint_type)s, %(step_output)s, %(state)s)
 ON CONFLICT (task_id, step_number) DO NOTHING
 RETURNING {_COLUMNS}
-"""
+"""  # noqa: S608 - SQL built from this module's constants
 #: checkpoint_at_step -- one checkpoint
-AT_STEP = f"SELECT {_COLUMNS} FROM checkpoints WHERE task_id = %(task_id)s AND step_number = %(step)s"
+AT_STEP = f"SELECT {_COLUMNS} FROM checkpoints WHERE task_id = %(task_id)s AND step_number = %(step)s"  # noqa: S608 - SQL built from this module's constants
 #: list_checkpoints -- a task's checkpoints by step
-LIST = f"SELECT {_COLUMNS} FROM checkpoints WHERE task_id = %(task_id)s ORDER BY step_number"
+LIST = f"SELECT {_COLUMNS} FROM checkpoints WHERE task_id = %(task_id)s ORDER BY step_number"  # noqa: S608 - SQL built from this module's constants
 
 
 async def insert(conn: Conn, *, checkpoint_id: UUID, task_id: UUID, step_number: int, checkpoint_type: str,

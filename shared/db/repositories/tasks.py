@@ -28,16 +28,16 @@ RETURNING id
 """
 
 #: get_task -- one task (unscoped: orchestration steps)
-GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.id = %(id)s"
+GET_TASK = f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.id = %(id)s"  # noqa: S608 - SQL built from this module's constants
 #: get_task_scoped -- one task of a company
 GET_TASK_SCOPED = (
-    f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.id = %(id)s AND k.company_id = %(company_id)s"
+    f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.id = %(id)s AND k.company_id = %(company_id)s"  # noqa: S608 - SQL built from this module's constants
 )
 #: list_team_tasks -- a team's tasks in plan order (optionally of one status)
-LIST_TEAM_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.team_id = %(team_id)s"
+LIST_TEAM_TASKS = f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.team_id = %(team_id)s"  # noqa: S608 - SQL built from this module's constants
 #: tasks_by_ids -- some tasks of a team (a task's dependencies), in plan order
 TASKS_BY_IDS = (
-    f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.team_id = %(team_id)s AND k.id = ANY(%(ids)s)"
+    f"SELECT {TASK_COLUMNS} FROM tasks k WHERE k.team_id = %(team_id)s AND k.id = ANY(%(ids)s)"  # noqa: S608 - SQL built from this module's constants
     " ORDER BY k.position, k.id"
 )
 
@@ -113,7 +113,7 @@ async def for_company(
     if cursor:
         where.append(after_cursor(cursor, params, "k"))
     statement = (
-        f"SELECT {TASK_COLUMNS} FROM tasks k WHERE " + " AND ".join(where)
+        f"SELECT {TASK_COLUMNS} FROM tasks k WHERE " + " AND ".join(where)  # noqa: S608 - SQL built from this module's constants
         + " ORDER BY k.created_at DESC, k.id DESC LIMIT %(limit)s"
     )
     return await rows.many(conn, TaskRecord, statement, params)

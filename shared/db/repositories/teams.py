@@ -6,6 +6,8 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from shared.db import rows
 from shared.db.database import Conn
 from shared.db.pagination import after_cursor
@@ -50,7 +52,7 @@ def team_select(*, members: bool, tasks: bool, costs: bool) -> str:
     parts.append(f", {_MEMBERS} AS members" if members else ", NULL::json AS members")
     parts.append(f", {_TASKS} AS tasks" if tasks else ", NULL::json AS tasks")
     parts.append(f", {_COSTS} AS costs" if costs else ", NULL::json AS costs")
-    return "SELECT " + "".join(parts) + " FROM teams t"
+    return "SELECT " + "".join(parts) + " FROM teams t"  # noqa: S608 - SQL built from this module's constants
 
 
 #: get_team_detail -- a team with members, tasks and cost totals, scoped to its company
@@ -100,10 +102,10 @@ awaiting_plan_approval, goal
 """
 
 #: team_scope -- company, status and budget of a team (unscoped: orchestration steps)
-TEAM_SCOPE = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s"
+TEAM_SCOPE = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s"  # noqa: S608 - SQL built from this module's constants
 
 #: lock_team -- the team row, locked: the first lock of any transaction that writes team data
-LOCK_TEAM = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s FOR UPDATE"
+LOCK_TEAM = f"SELECT {_SCOPE_COLUMNS} FROM teams WHERE id = %(id)s FOR UPDATE"  # noqa: S608 - SQL built from this module's constants
 
 #: set_budget -- a human changed the budget; never below what is spent and reserved
 SET_BUDGET = """
@@ -178,3 +180,30 @@ async def page(
         + " ORDER BY t.created_at DESC, t.id DESC LIMIT %(limit)s"
     )
     return await rows.many(conn, TeamPublic, statement, params)
+
+
+#: teams_in_scope -- the requested team (if it is the company's) and the company's newest teams
+TEAMS_IN_SCOPE = """
+SELECT id, true AS requested FROM teams WHERE id = %(team_id)s AND company_id = %(company_id)s
+UNION ALL
+(SELECT id, false FROM teams WHERE company_id = %(company_id)s ORDER BY created_at DESC, id DESC LIMIT %(limit)s)
+"""
+
+#: user_of_team_company -- is this user in the company that owns this team?
+USER_OF_TEAM_COMPANY = """
+SELECT 1 FROM teams t JOIN users u ON u.company_id = t.company_id WHERE t.id = %(team_id)s AND u.id = %(user_id)s
+"""
+
+
+class ScopedTeam(BaseModel):
+    id: UUID
+    requested: bool
+
+
+async def in_scope(conn: Conn, company_id: UUID, team_id: UUID | None, limit: int) -> list[ScopedTeam]:
+    return await rows.many(conn, ScopedTeam, TEAMS_IN_SCOPE, {"team_id": team_id, "company_id": company_id,
+                                                              "limit": limit})
+
+
+async def user_in_team_company(conn: Conn, team_id: UUID, user_id: UUID) -> bool:
+    return await rows.value(conn, USER_OF_TEAM_COMPANY, {"team_id": team_id, "user_id": user_id}) is not None

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
 from uuid import UUID
+
+from pydantic import BaseModel
 
 from shared.db import rows
 from shared.db.database import Conn
@@ -22,13 +25,13 @@ INSERT_USER = f"""
 INSERT INTO users (id, company_id, email, password_hash, full_name, role)
 VALUES (%(id)s, %(company_id)s, %(email)s, %(hash)s, %(full_name)s, %(role)s)
 RETURNING {_COLUMNS}
-"""
+"""  # noqa: S608 - SQL built from this module's constants
 #: user_by_email -- a user and their password hash, for login
-BY_EMAIL = f"SELECT {_COLUMNS}, password_hash FROM users WHERE email = %(email)s"
+BY_EMAIL = f"SELECT {_COLUMNS}, password_hash FROM users WHERE email = %(email)s"  # noqa: S608 - SQL built from this module's constants
 #: touch_login -- remember the last login
 TOUCH_LOGIN = "UPDATE users SET last_login_at = now() WHERE id = %(id)s"
 #: get_user -- a user of a company
-GET = f"SELECT {_COLUMNS} FROM users WHERE id = %(id)s AND company_id = %(company_id)s"
+GET = f"SELECT {_COLUMNS} FROM users WHERE id = %(id)s AND company_id = %(company_id)s"  # noqa: S608 - SQL built from this module's constants
 #: count_users -- how many users exist (the demo login is offered on an empty database)
 COUNT = "SELECT count(*) FROM users"
 
@@ -84,3 +87,31 @@ UPDATE users SET password_hash = %(new_hash)s, token_version = token_version + 1
 WHERE id = %(id)s AND company_id = %(company_id)s AND password_hash = %(old_hash)s
 RETURNING token_version
 """
+
+
+class SessionRow(BaseModel):
+    company_id: UUID
+    role: Literal["admin", "member"]
+    token_version: int
+
+
+async def session_state(conn: Conn, user_id: UUID) -> SessionRow | None:
+    return await rows.one(conn, SessionRow, SESSION_STATE, {"id": user_id})
+
+
+async def revoke_tokens(conn: Conn, user_id: UUID, company_id: UUID) -> int | None:
+    """The new token version, or None when there is no such user."""
+    version = await rows.value(conn, REVOKE_TOKENS, {"id": user_id, "company_id": company_id})
+    return None if version is None else int(version)
+
+
+async def password_hash(conn: Conn, user_id: UUID, company_id: UUID) -> str | None:
+    found = await rows.value(conn, PASSWORD_HASH, {"id": user_id, "company_id": company_id})
+    return None if found is None else str(found)
+
+
+async def change_password(conn: Conn, user_id: UUID, company_id: UUID, *, old_hash: str, new_hash: str) -> int | None:
+    """The new token version, or None when the password changed meanwhile (the guard)."""
+    version = await rows.value(conn, CHANGE_PASSWORD, {"id": user_id, "company_id": company_id,
+                                                         "old_hash": old_hash, "new_hash": new_hash})
+    return None if version is None else int(version)

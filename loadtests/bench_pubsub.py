@@ -1,4 +1,4 @@
-"""Load benchmark of the emulator: `python -m devhost.pubsub.bench --clients 1000 --groups 100`.
+"""Load benchmark of the emulator: `python -m loadtests.bench_pubsub --clients 1000 --groups 100`.
 
 Starts the emulator in a child process (so its memory is measured alone), connects N clients spread
 over G groups, sends timestamped messages to every group through the service REST SDK (from a
@@ -107,7 +107,7 @@ async def run(clients: int, groups: int, rounds: int, protocol: str, interval: f
     port = _free_port()
     deadline = time.monotonic() + 55
     # Started before the event loop has work to do; a child process keeps the emulator's RSS separate.
-    child = subprocess.Popen(  # noqa: ASYNC220, S603 - fixed argv: this interpreter and our module
+    child = subprocess.Popen(  # noqa: ASYNC220 - fixed argv: this interpreter and our module
         [sys.executable, "-m", "devhost.pubsub", "--port", str(port), "--access-key", ACCESS_KEY,
          "--hub", HUB],
         stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -180,10 +180,10 @@ async def run(clients: int, groups: int, rounds: int, protocol: str, interval: f
 
 async def _publish_from_child(connection_string: str, groups: int, rounds: int, interval: float,
                               deadline: float) -> tuple[int, float, float]:
-    """Run the sends in `python -m devhost.pubsub.bench --publisher`; (sent, its CPU s, send s)."""
+    """Run the sends in `python -m loadtests.bench_pubsub --publisher`; (sent, its CPU s, send s)."""
     remaining = max(1, int(deadline - time.monotonic() - 10))
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "devhost.pubsub.bench", "--publisher", connection_string, "--groups", str(groups),
+        sys.executable, "-m", "loadtests.bench_pubsub", "--publisher", connection_string, "--groups", str(groups),
         "--rounds", str(rounds), "--interval", str(interval), "--seconds", str(remaining),
         stdout=asyncio.subprocess.PIPE,
     )
@@ -223,7 +223,7 @@ def sent_rate(expected: int, clients: int, groups: int, seconds: float) -> float
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m devhost.pubsub.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_pubsub", description=__doc__)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=20)

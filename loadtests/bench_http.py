@@ -1,6 +1,6 @@
 """Micro benchmark: requests/s of a trivial HTTP function through devhost vs a bare ASGI app.
 
-    python -m devhost.bench_http [--seconds 3] [--connections 32] [--select DSN]
+    python -m loadtests.bench_http [--seconds 3] [--connections 32] [--select DSN]
 
 Each server runs in its own subprocess (uvicorn, same settings) on loopback; a small keep-alive
 HTTP/1.1 load generator in this process drives it for a fixed time. With `--select DSN` both the
@@ -132,7 +132,7 @@ class BenchResult:
 async def measure(kind: str, *, seconds: float, connections: int, dsn: str | None) -> BenchResult:
     """Start a `kind` server subprocess, drive it for `seconds` (after a short warm-up), stop it."""
     select = ["--select", dsn] if dsn else []
-    argv = [sys.executable, "-m", "devhost.bench_http", "--serve", kind, *select]
+    argv = [sys.executable, "-m", "loadtests.bench_http", "--serve", kind, *select]
     child = await asyncio.create_subprocess_exec(*argv, stdout=asyncio.subprocess.PIPE)
     assert child.stdout is not None
     try:
@@ -171,7 +171,7 @@ def _run(coro: Any) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devhost.bench_http", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m loadtests.bench_http", description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=3.0, help="measured time per server")
     parser.add_argument("--connections", type=int, default=32, help="concurrent keep-alive connections")
     parser.add_argument("--select", metavar="DSN", help="run one SELECT 1 per request on this database")
