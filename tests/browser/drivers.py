@@ -168,8 +168,10 @@ class SeleniumDriver:
     """A WebDriver session of WebKitGTK's MiniBrowser. Every blocking WebDriver call runs in a worker
     thread (`asyncio.to_thread`), so the test's event loop (servers the page talks to) keeps running."""
 
-    def __init__(self, engine: str, base_url: str, webdriver: Any, offline: OfflineHook | None) -> None:
+    def __init__(self, engine: str, base_url: str, webdriver: Any, offline: OfflineHook | None,
+                 service: Any = None) -> None:
         self.engine = engine
+        self.service = service
         self.base_url = base_url
         self.webdriver = webdriver
         self.offline = offline
@@ -265,11 +267,20 @@ class SeleniumDriver:
         await self._call(self.webdriver.save_screenshot, path)
 
     async def close(self) -> None:
-        await self._call(self.webdriver.quit)
+        try:
+            await self._call(self.webdriver.quit)
+        finally:
+            if self.service is not None:
+                await self._call(self.service.stop)
 
 
-def _start_webkit(display: str) -> Any:
+def _start_webkit(display: str) -> tuple[Any, Any]:
+    """WebKitWebDriver (ours to start and stop) and a session on it. Built from Selenium's parts rather
+    than `webdriver.WebKitGTK(...)`, which hands its connection a bare URL and so raises Selenium's own
+    DeprecationWarning (warnings are errors in this suite)."""
     from selenium import webdriver
+    from selenium.webdriver.remote.client_config import ClientConfig
+    from selenium.webdriver.remote.remote_connection import RemoteConnection
     from selenium.webdriver.webkitgtk.options import Options
     from selenium.webdriver.webkitgtk.service import Service
 
@@ -277,10 +288,17 @@ def _start_webkit(display: str) -> Any:
     options.binary_location = minibrowser()
     options.add_argument("--automation")
     service = Service(executable_path=shutil.which("WebKitWebDriver"), env={**os.environ, "DISPLAY": display})
-    driver = webdriver.WebKitGTK(options=options, service=service)
-    driver.set_window_size(VIEWPORT["width"], VIEWPORT["height"])
-    return driver
+    service.start()
+    try:
+        connection = RemoteConnection(client_config=ClientConfig(remote_server_addr=service.service_url))
+        driver = webdriver.Remote(command_executor=connection, options=options)
+        driver.set_window_size(VIEWPORT["width"], VIEWPORT["height"])
+    except Exception:
+        service.stop()
+        raise
+    return driver, service
 
 
 async def new_selenium_driver(display: str, base_url: str, offline: OfflineHook | None) -> SeleniumDriver:
-    return SeleniumDriver("webkit", base_url, await asyncio.to_thread(_start_webkit, display), offline)
+    driver, service = await asyncio.to_thread(_start_webkit, display)
+    return SeleniumDriver("webkit", base_url, driver, offline, service)
