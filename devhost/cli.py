@@ -46,11 +46,22 @@ def _parser() -> argparse.ArgumentParser:
     goal.add_argument("--password", help="login password")
     goal.add_argument("--budget", type=float, dest="budget_usd", help="team budget in USD")
     goal.add_argument("--workers", type=int, help="number of worker agents")
+    goal.add_argument("--tools", default="", help="tools the workers may call, comma-separated <server>.<tool>"
+                      " (a tool of `everything` starts the npm reference MCP server when none is registered)")
+    goal.add_argument("--tool-server", action="append", default=[], metavar="NAME=URL",
+                      help="register an MCP server (streamable HTTP) under NAME first; repeatable")
     goal.add_argument("--port", type=int, default=7071, help="port of the devhost to start or find")
     goal.add_argument("--data-dir", type=Path, default=Path(".devhost"))
     goal.add_argument("--app-dir", type=Path, default=Path("."))
     goal.add_argument("--timeout", type=float, default=3600.0, dest="timeout_seconds", help="give up after")
     return parser
+
+
+def _name_url(entry: str) -> tuple[str, str]:
+    name, _, url = entry.partition("=")
+    if not name or not url:
+        raise SystemExit(f"--tool-server takes NAME=URL, not {entry!r}")
+    return name.strip(), url.strip()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -79,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                 password=args.password,
                 budget_usd=args.budget_usd,
                 workers=args.workers,
+                tools=[t.strip() for t in args.tools.split(",") if t.strip()],
+                tool_servers=dict(_name_url(entry) for entry in args.tool_server),
                 data_dir=args.data_dir,
                 app_dir=args.app_dir,
                 port=args.port,

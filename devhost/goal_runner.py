@@ -13,13 +13,14 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
 import httpx
 
 from devhost.banner import load_demo_login
+from devhost.tool_servers import ToolSetupError, ensure_servers, tool_lines
 
 __all__ = ["GoalRun", "RunError", "progress_line", "run_goal"]
 
@@ -40,6 +41,8 @@ class GoalRun:
     password: str | None = None
     budget_usd: float | None = None
     workers: int | None = None
+    tools: list[str] = field(default_factory=list)  #: the team's allow-list, `<server>.<tool>`
+    tool_servers: dict[str, str] = field(default_factory=dict)  #: servers to register: name -> URL
     data_dir: Path = Path(".devhost")
     app_dir: Path = Path(".")
     port: int = 7071
@@ -126,8 +129,15 @@ def _watch(client: httpx.Client, run: GoalRun, team_id: str, out: TextIO) -> dic
     interactive = out.isatty()
     deadline = time.monotonic() + run.timeout_seconds
     last = ""
+    seen_seq = 0
     while True:
         team: dict[str, Any] = _check(client.get(f"/api/teams/{team_id}"), "reading the team")
+        if run.tools:  # the tool calls, live, from the team's event stream
+            events = _check(client.get(f"/api/teams/{team_id}/events", params={"after_seq": seen_seq}), "events")
+            seen_seq = max([seen_seq, *(int(e["seq"]) for e in events)])
+            for tool_line in tool_lines(events):
+                out.write(("\r\033[K" if interactive else "") + tool_line + "\n")
+                last = ""
         line = progress_line(team)
         if line != last:
             out.write(("\r" + line + "\033[K") if interactive else line + "\n")
@@ -145,6 +155,7 @@ def _watch(client: httpx.Client, run: GoalRun, team_id: str, out: TextIO) -> dic
 def run_goal(run: GoalRun, out: TextIO = sys.stdout) -> int:
     """Run the goal to the end; exit code 0 when the team completed."""
     process: subprocess.Popen[bytes] | None = None
+    helpers: list[subprocess.Popen[bytes]] = []
     url = (run.url or "").rstrip("/")
     if not url:
         candidate = f"http://127.0.0.1:{run.port}"
@@ -156,7 +167,15 @@ def run_goal(run: GoalRun, out: TextIO = sys.stdout) -> int:
         with httpx.Client(base_url=url, timeout=30) as client:
             token = _login(client, run)
             client.headers["Authorization"] = f"Bearer {token}"
+            if run.tools or run.tool_servers:
+                try:
+                    helpers = ensure_servers(client, run.tools, run.tool_servers, run.app_dir,
+                                             run.data_dir / "tool-servers.log")
+                except ToolSetupError as exc:
+                    raise RunError(str(exc)) from None
             request: dict[str, Any] = {"goal": run.goal}
+            if run.tools:
+                request["tools"] = run.tools
             if run.budget_usd is not None:
                 request["budget_usd"] = run.budget_usd
             if run.workers is not None:
@@ -171,6 +190,9 @@ def run_goal(run: GoalRun, out: TextIO = sys.stdout) -> int:
                 out.write((result if isinstance(result, str) else json.dumps(result, indent=2)) + "\n")
             return 0 if final["status"] == "completed" else 1
     finally:
+        for helper in helpers:
+            helper.terminate()
+            helper.wait(timeout=10)
         if process is not None:
             process.send_signal(signal.SIGTERM)
             try:

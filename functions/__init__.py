@@ -26,10 +26,11 @@ def blueprints() -> list[Any]:
         http_realtime,
         http_tasks,
         http_teams,
+        http_tools,
         orchestrators,
         timers,
     )
 
     return [http_auth.bp, http_teams.bp, http_tasks.bp, http_escalations.bp, http_audit.bp, http_health.bp,
             http_openapi.bp, http_cors.bp, orchestrators.bp, activities.bp, http_dashboard.bp, http_realtime.bp,
-            timers.bp]
+            timers.bp, http_tools.bp]

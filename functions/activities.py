@@ -127,8 +127,28 @@ async def start_task(payload: dict[str, Any]) -> str:
 
 @bp.activity_trigger(input_name="payload")
 @logged
-async def execute_task(payload: dict[str, Any]) -> dict[str, Any]:
-    return await (await team_run()).execute(_id(payload, "task_id"))
+async def execute_step(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).execute_step(_id(payload, "task_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+@logged
+async def prepare_tool_call(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).prepare_tool_call(_id(payload, "call_id"), str(payload["instance_id"]))
+
+
+@bp.activity_trigger(input_name="payload")
+@logged
+async def decide_tool_call(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).decide_tool_call(
+        _id(payload, "call_id"), timed_out=bool(payload.get("timed_out")),
+        timeout_hours=float(payload.get("timeout_hours", 24)))
+
+
+@bp.activity_trigger(input_name="payload")
+@logged
+async def run_tool_call(payload: dict[str, Any]) -> dict[str, Any]:
+    return await (await team_run()).run_tool_call(_id(payload, "call_id"))
 
 
 @bp.activity_trigger(input_name="payload")

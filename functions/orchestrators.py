@@ -101,6 +101,7 @@ def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
     data = _payload(context.get_input())
     task = {"task_id": data["task_id"]}
     hours = float(data.get("escalation_timeout_hours", 24))
+    approval_hours = float(data.get("tool_approval_timeout_hours") or hours)
     try:
         yield from call(context, Activity.ASSIGN_TASK, task)
         yield from call(context, Activity.START_TASK, task)
@@ -108,7 +109,7 @@ def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
         return (yield from _after_failure(context, task, failure, hours))
     while True:
         try:
-            result = yield from _work_and_review(context, task)
+            result = yield from _work_and_review(context, task, approval_hours)
         except StepFailed as failure:
             if failure.failure_type is FailureType.BUDGET_EXCEEDED:
                 return {"status": TaskResult.BUDGET_EXCEEDED.value, "task_id": task["task_id"]}
@@ -127,10 +128,10 @@ def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
             return outcome
 
 
-def _work_and_review(context: df.DurableOrchestrationContext, task: dict[str, Any]) -> Story:
+def _work_and_review(context: df.DurableOrchestrationContext, task: dict[str, Any], approval_hours: float) -> Story:
     """Execute and review until approved, a revision round is needed, or revisions run out."""
     while True:
-        executed = yield from call(context, Activity.EXECUTE_TASK, task)
+        executed = yield from _execute(context, task, approval_hours)
         if executed["status"] not in ("in_progress", "review"):
             return {"verdict": Verdict.STOPPED.value, "status": executed["status"]}
         yield from call(context, Activity.SUBMIT_TASK, {**task, "output": executed["output"]})
@@ -139,6 +140,31 @@ def _work_and_review(context: df.DurableOrchestrationContext, task: dict[str, An
             return review
         context.set_custom_status({"revision_requested": review.get("feedback", "")[:200]})
         yield from call(context, Activity.START_TASK, task)
+
+
+def _execute(context: df.DurableOrchestrationContext, task: dict[str, Any], approval_hours: float) -> Story:
+    """The worker's steps, one activity each; each tool call a step asks for is its own activities
+    (approval first when its server asks for one), run before the next step continues with the results."""
+    while True:
+        step = yield from call(context, Activity.EXECUTE_STEP, task)
+        for call_id in step.get("tool_calls") or []:
+            yield from _tool_call(context, task, str(call_id), approval_hours)
+        if step.get("done"):
+            return step
+
+
+def _tool_call(context: df.DurableOrchestrationContext, task: dict[str, Any], call_id: str, hours: float) -> Story:
+    """requested -> (approval: a person decides, the timeout denies) -> executed, unless already recorded."""
+    payload = {**task, "call_id": call_id}
+    state = yield from call(context, Activity.PREPARE_TOOL_CALL, {**payload, "instance_id": context.instance_id})
+    while state["status"] == "awaiting_approval":
+        context.set_custom_status({"awaiting_tool_approval": call_id})
+        decision = yield from wait_for_decision(context, hours, str(state["escalation_id"]))
+        state = yield from call(context, Activity.DECIDE_TOOL_CALL, {
+            **payload, "timed_out": decision is None, "timeout_hours": hours})
+        if state["status"] == "awaiting_approval" and decision is None:
+            break  # the decision was lost (never happens: the timeout resolves it); do not wait forever
+    yield from call(context, Activity.RUN_TOOL_CALL, payload)
 
 
 def _after_failure(context: df.DurableOrchestrationContext, task: dict[str, Any], failure: StepFailed,
@@ -178,6 +204,7 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
     settings = data.get("settings") or {}
     max_parallel = int(settings.get("max_parallel", 3))
     hours = float(settings.get("escalation_timeout_hours", 24))
+    approval_hours = float(settings.get("tool_approval_timeout_hours") or hours)
     control = {name: context.wait_for_external_event(name.value) for name in (Event.PAUSE, Event.CANCEL, Event.RETRY)}
 
     plan = yield from _plan(context, team, hours, control[Event.CANCEL])
@@ -202,7 +229,8 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
             for task_id in ready[: max(0, max_parallel - len(running))]:
                 attempts[task_id] = attempts.get(task_id, 0) + 1
                 running[task_id] = context.call_sub_orchestrator(
-                    TASK_ORCHESTRATOR, {"task_id": task_id, "escalation_timeout_hours": hours},
+                    TASK_ORCHESTRATOR, {"task_id": task_id, "escalation_timeout_hours": hours,
+                                        "tool_approval_timeout_hours": approval_hours},
                     f"{context.instance_id}:task:{task_id}:{attempts[task_id]}")
         if not running and not over_budget:
             if len(done) == len(dependencies):

@@ -155,6 +155,21 @@ module opsKeyVault 'modules/keyvault.bicep' = {
   }
 }
 
+// The tools vault: one secret per registered MCP tool server (its headers, e.g. an API key), written
+// and deleted by the app at run time (shared/tools/secrets.py). The app's identity is Key Vault
+// Secrets Officer here and only here, so it can never rewrite the app vault's secrets.
+module toolsKeyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault-tools'
+  params: {
+    name: take('kvtl${namePrefix}${environmentName}${suffix}', 24)
+    location: location
+    tags: union(tags, {
+      purpose: 'tools'
+    })
+    privateNetworking: privateNetworking
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   params: {
@@ -272,6 +287,20 @@ module opsKeyVaultEndpoint 'modules/private-endpoint.bicep' = if (privateNetwork
   }
 }
 
+// The app reads and writes tool server secrets through this endpoint.
+module toolsKeyVaultEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
+  name: 'pe-kv-tools'
+  params: {
+    name: '${baseName}-pe-kv-tools'
+    location: location
+    tags: tags
+    privateLinkServiceId: toolsKeyVault.outputs.id
+    groupId: 'vault'
+    subnetId: network.outputs.privateEndpointSubnetId
+    privateDnsZoneId: network.outputs.keyVaultZoneId
+  }
+}
+
 module storageBlobEndpoint 'modules/private-endpoint.bicep' = if (privateNetworking) {
   name: 'pe-blob'
   params: {
@@ -364,6 +393,7 @@ module functionApp 'modules/functionapp.bicep' = {
     storageBlobEndpoint: storage.outputs.blobEndpoint
     deploymentContainerName: storage.outputs.deploymentContainerName
     keyVaultUri: keyVault.outputs.uri
+    toolsVaultUri: toolsKeyVault.outputs.uri
     maximumInstanceCount: functionMaximumInstanceCount
     instanceMemoryMB: functionInstanceMemoryMB
     alwaysReadyHttpInstances: functionAlwaysReadyHttpInstances
@@ -385,6 +415,7 @@ module functionApp 'modules/functionapp.bicep' = {
     redis
     webPubSub
     keyVaultEndpoint
+    toolsKeyVaultEndpoint
     storageBlobEndpoint
     storageQueueEndpoint
     storageTableEndpoint
@@ -394,13 +425,14 @@ module functionApp 'modules/functionapp.bicep' = {
   ]
 }
 
-// The app's identity: its roles name the app vault only, never opsKeyVault.
+// The app's identity: it reads the app vault and writes the tools vault, never opsKeyVault.
 module roles 'modules/roles.bicep' = {
   name: 'roles'
   params: {
     principalId: functionApp.outputs.principalId
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
+    toolsKeyVaultName: toolsKeyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
     durableBackend: durableBackend
     durableTaskSchedulerName: durableTaskSchedulerName

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
+import hashlib
 import json
 from collections.abc import Mapping
 from functools import lru_cache
@@ -27,6 +30,7 @@ SECRET_SETTINGS = (
     "ANTHROPIC_API_KEY",
     "OPENAI_API_KEY",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "TOOL_SECRETS_KEY",
 )
 
 #: The published development key: what local runs and tests sign with when JWT_SIGNING_KEYS is unset.
@@ -35,6 +39,9 @@ DEV_SIGNING_SECRET = "ghost-pirates-local-development-signing-key-change-me"
 _DEV_SIGNING_KEYS = json.dumps({"dev-1": DEV_SIGNING_SECRET})
 #: Environments where development defaults (the published signing key, socket-peer rate limits) are allowed.
 DEVELOPMENT_ENVIRONMENTS = ("local", "test")
+#: Local runs and tests encrypt tool servers' header secrets with a key made from this published
+#: passphrase when TOOL_SECRETS_KEY is unset; anyone can read it here, so it is refused elsewhere.
+DEV_TOOL_SECRETS_PASSPHRASE = "ghost-pirates-local-development-tool-secrets-change-me"
 #: The ≥ 32-byte rule for signing secrets (RFC 7518 §3.2: an HS256 key at least as long as the hash).
 MIN_SIGNING_SECRET_BYTES = 32
 
@@ -86,6 +93,21 @@ class Settings(BaseSettings):
     CACHE_TTL_SECONDS: int = Field(default=120, ge=1)
     LOG_LEVEL: str = "INFO"
     APPLICATIONINSIGHTS_CONNECTION_STRING: str | None = None
+    #: Tools (docs/agents.md "Tools"): per task at most this many calls and this much time in tools.
+    TOOL_MAX_CALLS_PER_TASK: int = Field(default=20, ge=0, le=1000)
+    TOOL_MAX_SECONDS_PER_TASK: float = Field(default=300.0, gt=0, le=86_400)
+    TOOL_CONNECT_TIMEOUT_SECONDS: float = Field(default=5.0, gt=0, le=120)
+    TOOL_READ_TIMEOUT_SECONDS: float = Field(default=60.0, gt=0, le=3600)
+    #: A result is shown to the model up to this many characters, and stored up to TOOL_RESULT_STORE_CHARS.
+    TOOL_RESULT_PROMPT_CHARS: int = Field(default=4000, ge=100, le=1_000_000)
+    TOOL_RESULT_STORE_CHARS: int = Field(default=100_000, ge=1000, le=10_000_000)
+    #: How long a tool call waits for a person's approval before it is denied; unset: ESCALATION_TIMEOUT_HOURS.
+    TOOL_APPROVAL_TIMEOUT_HOURS: float | None = Field(default=None, gt=0)
+    #: Fernet key (urlsafe base64 of 32 bytes) that encrypts tool servers' header secrets in the
+    #: database; with KEY_VAULT_URL each server's headers are a Key Vault secret instead.
+    TOOL_SECRETS_KEY: str | None = None
+    #: Azure: the tools vault (infra: keyvault-tools), where each tool server's headers are one secret.
+    TOOL_VAULT_URL: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -103,7 +125,9 @@ class Settings(BaseSettings):
     @field_validator("REDIS_URL", "WEBPUBSUB_CONNECTION_STRING", "ANTHROPIC_API_KEY", "OPENAI_API_KEY",
                      "OPENAI_BASE_URL", "KEY_VAULT_URL", "APPLICATIONINSIGHTS_CONNECTION_STRING",
                      "JWT_ACTIVE_KID", "LLM_MODEL_MANAGER", "LLM_MODEL_WORKER",
-                     "RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE", mode="before")
+                     "RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE", "TOOL_SECRETS_KEY", "TOOL_APPROVAL_TIMEOUT_HOURS",
+                     "TOOL_VAULT_URL",
+                     mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
@@ -120,6 +144,18 @@ class Settings(BaseSettings):
             check_signing_keys(value, source="JWT_SIGNING_KEYS")
         return value
 
+    @field_validator("TOOL_SECRETS_KEY")
+    @classmethod
+    def _tool_secrets_key_is_a_fernet_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                raw = base64.urlsafe_b64decode(value.encode())
+            except (ValueError, binascii.Error):
+                raw = b""
+            if len(raw) != 32:
+                raise ValueError("TOOL_SECRETS_KEY must be urlsafe base64 of 32 bytes (Fernet.generate_key())")
+        return value
+
     @model_validator(mode="after")
     def _no_development_defaults_outside_local(self) -> Settings:
         if self.ENVIRONMENT in DEVELOPMENT_ENVIRONMENTS:
@@ -134,6 +170,11 @@ class Settings(BaseSettings):
             raise ConfigError(
                 f"JWT_SIGNING_KEYS holds the published development key ({where}): anyone could forge"
                 " tokens with it; generate your own (docs/runbook.md)"
+            )
+        if dev_tool_secrets_key() == self.TOOL_SECRETS_KEY:
+            raise ConfigError(
+                f"TOOL_SECRETS_KEY is the published development key ({where}): generate your own"
+                " (docs/security.md, \"Tool server secrets\")"
             )
         if self.TRUSTED_PROXY_HOPS == 0:
             raise ConfigError(
@@ -168,6 +209,19 @@ class Settings(BaseSettings):
         return self.RATE_LIMIT_LOGIN_PER_ADDRESS_PER_MINUTE or 3 * self.RATE_LIMIT_LOGIN_PER_MINUTE
 
     @property
+    def tool_approval_timeout_hours(self) -> float:
+        return self.TOOL_APPROVAL_TIMEOUT_HOURS or self.ESCALATION_TIMEOUT_HOURS
+
+    @property
+    def tool_secrets_key(self) -> str | None:
+        """The key that encrypts tool header secrets; the published one only in local runs and tests."""
+        if self.TOOL_SECRETS_KEY:
+            return self.TOOL_SECRETS_KEY
+        if self.ENVIRONMENT in DEVELOPMENT_ENVIRONMENTS:
+            return dev_tool_secrets_key()
+        return None
+
+    @property
     def cors_origins(self) -> list[str]:
         return [o.strip() for o in self.CORS_ALLOWED_ORIGINS.split(",") if o.strip()]
 
@@ -188,6 +242,12 @@ def check_signing_keys(raw: str, *, source: str) -> dict[str, str]:
                 f" {MIN_SIGNING_SECRET_BYTES} bytes"
             )
     return keys
+
+
+def dev_tool_secrets_key() -> str:
+    """The published development Fernet key (urlsafe base64 of SHA-256 of the passphrase)."""
+    digest = hashlib.sha256(DEV_TOOL_SECRETS_PASSPHRASE.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode()
 
 
 @lru_cache(maxsize=1)

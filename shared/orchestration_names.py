@@ -35,7 +35,10 @@ class Activity(StrEnum):
     FAIL_TEAM = "fail_team"
     ASSIGN_TASK = "assign_task"
     START_TASK = "start_task"
-    EXECUTE_TASK = "execute_task"
+    EXECUTE_STEP = "execute_step"  #: one worker step: one LLM call, its checkpoint, the tool calls it asks for
+    PREPARE_TOOL_CALL = "prepare_tool_call"  #: opens the approval escalation when the server asks for one
+    DECIDE_TOOL_CALL = "decide_tool_call"  #: applies the approval decision (or the timeout's denial)
+    RUN_TOOL_CALL = "run_tool_call"  #: executes one tool call unless its result is recorded
     SUBMIT_TASK = "submit_task"
     REVIEW_TASK = "review_task"
     ESCALATE_TASK = "escalate_task"
@@ -66,8 +69,9 @@ def team_instance_id(team_id: UUID | str) -> str:
     return f"team-{team_id}"
 
 
-def team_orchestration_input(team_id: UUID | str, *, max_parallel: int,
-                             escalation_timeout_hours: float) -> dict[str, Any]:
+def team_orchestration_input(team_id: UUID | str, *, max_parallel: int, escalation_timeout_hours: float,
+                             tool_approval_timeout_hours: float | None = None) -> dict[str, Any]:
     """The team orchestration's input: settings travel in it so replays never read the environment."""
-    return {"team_id": str(team_id), "settings": {"max_parallel": max_parallel,
-                                                  "escalation_timeout_hours": escalation_timeout_hours}}
+    return {"team_id": str(team_id), "settings": {
+        "max_parallel": max_parallel, "escalation_timeout_hours": escalation_timeout_hours,
+        "tool_approval_timeout_hours": tool_approval_timeout_hours or escalation_timeout_hours}}

@@ -13,7 +13,7 @@ from shared.cache import LocalQueryCache, QueryCache, RateLimiter, RedisQueryCac
 from shared.config import Settings, get_settings
 from shared.db.database import Changes, Database, make_pool
 from shared.security import KeySource, TokenService
-from shared.services import OrchestrationSettings, Services
+from shared.services import OrchestrationSettings, Services, ToolSettings
 from shared.services.sessions import SessionService
 from shared.telemetry import configure_logging, configure_telemetry
 
@@ -58,6 +58,30 @@ def _key_source(settings: Settings) -> KeySource:
         return keys
 
     return from_settings
+
+
+def tool_settings(settings: Settings) -> ToolSettings:
+    """How tool servers are reached, bounded, and where their header secrets live."""
+    from shared.domain.tools import AddressPolicy, ToolLimits
+    from shared.tools.mcp_client import ToolTimeouts
+    from shared.tools.secrets import CombinedSecretStore, FernetSecretStore, KeyVaultSecretStore, SecretStore
+
+    stores: list[SecretStore] = []
+    if settings.TOOL_VAULT_URL:  # Azure: a secret per server in the tools vault
+        stores.append(KeyVaultSecretStore(settings.TOOL_VAULT_URL))
+    key = settings.tool_secrets_key
+    if key:
+        stores.append(FernetSecretStore(key))
+    return ToolSettings(
+        policy=AddressPolicy.for_environment(settings.ENVIRONMENT),
+        timeouts=ToolTimeouts(connect_seconds=settings.TOOL_CONNECT_TIMEOUT_SECONDS,
+                              read_seconds=settings.TOOL_READ_TIMEOUT_SECONDS),
+        limits=ToolLimits(max_calls_per_task=settings.TOOL_MAX_CALLS_PER_TASK,
+                          max_seconds_per_task=settings.TOOL_MAX_SECONDS_PER_TASK,
+                          result_prompt_chars=settings.TOOL_RESULT_PROMPT_CHARS,
+                          result_store_chars=settings.TOOL_RESULT_STORE_CHARS),
+        secrets=CombinedSecretStore(*stores) if stores else None,
+    )
 
 
 def model_names(settings: Settings) -> tuple[str, str]:
@@ -114,7 +138,9 @@ async def build_context(settings: Settings) -> AppContext:
         services=Services.build(db, manager_model=manager_model, worker_model=worker_model,
                                 orchestration=OrchestrationSettings(
                                     max_parallel=settings.TEAM_MAX_PARALLEL,
-                                    escalation_timeout_hours=settings.ESCALATION_TIMEOUT_HOURS)),
+                                    escalation_timeout_hours=settings.ESCALATION_TIMEOUT_HOURS,
+                                    tool_approval_timeout_hours=settings.tool_approval_timeout_hours),
+                                tools=tool_settings(settings)),
         cache=cache,
         limiter=RateLimiter(client),
         tokens=tokens,

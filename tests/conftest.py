@@ -21,6 +21,8 @@ MACHINE_REDIS = "redis://127.0.0.1:6379/0"
 
 # Every table the app owns, in an order TRUNCATE ... CASCADE accepts.
 APP_TABLES = (
+    "tool_calls",
+    "tool_servers",
     "orchestration_signals",
     "team_events",
     "escalations",

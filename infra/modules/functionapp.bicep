@@ -26,6 +26,9 @@ param deploymentContainerName string
 @description('Vault URI with its trailing slash, e.g. https://kv-x.vault.azure.net/')
 param keyVaultUri string
 
+@description('URI of the tools vault: one secret per MCP tool server (read and written by the app).')
+param toolsVaultUri string
+
 @minValue(1)
 @maxValue(1000)
 param maximumInstanceCount int = 40
@@ -169,6 +172,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
         {
           name: 'KEY_VAULT_URL'
           value: keyVaultUri
+        }
+        {
+          name: 'TOOL_VAULT_URL'
+          value: toolsVaultUri
         }
         {
           name: 'JWT_KEYS_SECRET_NAME'

@@ -10,6 +10,9 @@ param storageAccountName string
 
 @description('The app vault only. The operations vault (postgres-admin-password) gets no role for this identity.')
 param keyVaultName string
+
+@description('The tools vault: one secret per MCP tool server, written by the app (and nothing else in it).')
+param toolsKeyVaultName string
 param appInsightsName string
 
 @description('Durable backend: scheduler gets Durable Task Data Contributor on its task hub; storage gets the queue and table roles on the storage account. Only one of the two sets is assigned.')
@@ -25,6 +28,7 @@ param durableTaskHubName string
 // Built-in role definition ids (stable across tenants).
 var roles = {
   keyVaultSecretsUser: '4633458b-17de-408a-b874-0445c86b69e6'
+  keyVaultSecretsOfficer: 'b86a8fe4-44ce-4948-aee5-eccb2c155cd7'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
   storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
@@ -38,6 +42,10 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
   name: keyVaultName
+}
+
+resource toolsVault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: toolsKeyVaultName
 }
 
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
@@ -62,6 +70,18 @@ resource kvSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
     principalId: principalId
     principalType: 'ServicePrincipal'
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsUser)
+  }
+}
+
+// Registering a tool server writes its headers as a secret of the tools vault, deleting it removes
+// the secret, a tool call reads it: set, get and delete there, scoped to that vault alone.
+resource toolsSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(toolsVault.id, principalId, roles.keyVaultSecretsOfficer)
+  scope: toolsVault
+  properties: {
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.keyVaultSecretsOfficer)
   }
 }
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
+from typing import Literal
 
 import anthropic
 import httpx
@@ -11,7 +13,7 @@ from anthropic.types import Message as AnthropicMessage
 from anthropic.types import MessageParam
 from pydantic import BaseModel
 
-from shared.agents.llm import Completion, Message, elapsed_ms
+from shared.agents.llm import Completion, Message, ToolSpec, elapsed_ms
 from shared.agents.provider_errors import (
     classify_http_error,
     garbage_body_failure,
@@ -29,15 +31,19 @@ def to_anthropic(messages: list[Message]) -> tuple[str, list[MessageParam]]:
         if message.role == "system":
             continue
         content = message.content or "(empty)"  # the API rejects empty text blocks
-        if turns and turns[-1]["role"] == message.role:
-            turns[-1] = {"role": message.role, "content": f"{turns[-1]['content']}\n\n{content}"}
+        role: Literal["user", "assistant"] = "assistant" if message.role == "assistant" else "user"
+        if message.role == "tool":  # no tool use here yet (supports_tools is False): results as text
+            content = f"[tool result of {message.name}]\n{content}"
+        if turns and turns[-1]["role"] == role:
+            turns[-1] = {"role": role, "content": f"{turns[-1]['content']}\n\n{content}"}
         else:
-            turns.append({"role": message.role, "content": content})
+            turns.append({"role": role, "content": content})
     return system, turns
 
 
 class AnthropicProvider:
     name = "anthropic"
+    supports_tools = False  #: tool use arrives with the streaming rewrite of this provider (issue 15)
 
     def __init__(
         self,
@@ -60,7 +66,10 @@ class AnthropicProvider:
         schema: type[BaseModel] | None = None,
         max_tokens: int = 2048,
         temperature: float = 0.2,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
+        if tools:
+            raise ClassifiedFailure(FailureType.UNKNOWN, "this Anthropic provider does not use tools")
         system, turns = to_anthropic(with_schema_instruction(messages, schema))
         started = time.perf_counter()
         try:

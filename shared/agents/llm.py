@@ -11,10 +11,11 @@ Durable boundary):
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import httpx
 from pydantic import BaseModel
@@ -24,6 +25,8 @@ from shared.domain.failures import ClassifiedFailure, FailureType
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
+
+_WIRE_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
 ProviderName = Literal["anthropic", "openai", "offline"]
 PROVIDER_NAMES: tuple[ProviderName, ...] = ("anthropic", "openai", "offline")
@@ -38,9 +41,42 @@ DEFAULT_MODELS: dict[str, tuple[str, str]] = {
 
 
 @dataclass(frozen=True)
+class ToolSpec:
+    """A tool the model may call: `name` is `<server>.<tool>`; `input_schema` its JSON Schema."""
+
+    name: str
+    description: str
+    input_schema: dict[str, Any]
+
+    @property
+    def wire_name(self) -> str:
+        """The name sent to a provider (OpenAI and Anthropic allow `[A-Za-z0-9_-]{1,64}`, no dots)."""
+        return wire_name(self.name)
+
+
+def wire_name(name: str) -> str:
+    return _WIRE_UNSAFE.sub("_", name.replace(".", "__", 1))[:64]
+
+
+@dataclass(frozen=True)
+class ToolCallRequest:
+    """One tool call the model asked for: its own id for the call, the tool, the arguments."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Message:
-    role: Literal["system", "user", "assistant"]
+    """A chat message. An assistant message may carry the tool calls it asked for; a `tool` message
+    is one call's result (`tool_call_id` names the call, `name` the tool)."""
+
+    role: Literal["system", "user", "assistant", "tool"]
     content: str
+    tool_calls: tuple[ToolCallRequest, ...] = ()
+    tool_call_id: str | None = None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +90,8 @@ class Completion:
     model: str
     provider: str
     latency_ms: float
+    #: When the model asked for tools instead of answering: the calls (then `parsed` is None).
+    tool_calls: tuple[ToolCallRequest, ...] = ()
 
     @property
     def cost_usd(self) -> Decimal:
@@ -94,9 +132,19 @@ class LLMProvider(Protocol):
         schema: type[BaseModel] | None = None,
         max_tokens: int = 2048,
         temperature: float = 0.2,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
-        """One call. With a schema, `parsed` is a validated instance or `ProviderOutputInvalid` is raised."""
+        """One call. With a schema, `parsed` is a validated instance or `ProviderOutputInvalid` is raised.
+
+        With `tools`, the model may answer with `tool_calls` instead (then `parsed` is None); a
+        provider that cannot use tools has `supports_tools = False` and is never given any.
+        """
         ...
+
+
+def supports_tools(provider: object) -> bool:
+    """Whether a provider implements tool use (the `tools` argument of `complete`)."""
+    return bool(getattr(provider, "supports_tools", False))
 
 
 def default_models(provider_name: str) -> tuple[str, str]:

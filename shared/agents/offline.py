@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from pydantic import BaseModel, ValidationError
 
-from shared.agents.llm import Completion, Message, elapsed_ms
+from shared.agents.llm import Completion, Message, ToolSpec, elapsed_ms
 from shared.agents.offline_plans import offline_plan
+from shared.agents.offline_tools import asked_for_tools, citations, offline_tool_calls
 from shared.agents.offline_work import offline_review, offline_step, offline_summary
 from shared.agents.prompt_templates import extract_inputs
 from shared.agents.schemas import Plan, Review, StepOutput, Summary, TaskBrief, TaskOutcome
@@ -70,7 +72,11 @@ def labelled_model(model: str) -> str:
 
 
 class OfflineProvider:
+    """Deterministic answers. With tools, a worker's first step calls each allowed tool once and the
+    step that follows cites their results."""
+
     name = "offline"
+    supports_tools = True
 
     def __init__(self, *, latency_ms: int = 0) -> None:
         self.latency_ms = latency_ms
@@ -83,16 +89,27 @@ class OfflineProvider:
         schema: type[BaseModel] | None = None,
         max_tokens: int = 2048,
         temperature: float = 0.2,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
         started = time.perf_counter()
         if self.latency_ms:
             await asyncio.sleep(self.latency_ms / 1000)
-        text = self._answer(messages, schema)
         prompt = with_schema_instruction(messages, schema)
+        input_tokens = sum(estimate_tokens(m.content) for m in prompt)
+        if tools and schema is StepOutput and not asked_for_tools(messages):
+            inputs = extract_inputs(messages) or {}
+            if _int(inputs.get("step_number"), 1) == 1 and not inputs.get("feedback"):  # not again in revisions
+                calls = offline_tool_calls(tools, TaskBrief.model_validate(inputs.get("task")))
+                request = finish_completion(text="", schema=None, input_tokens=input_tokens,
+                                            output_tokens=sum(estimate_tokens(str(c.arguments)) for c in calls),
+                                            model=labelled_model(model), provider=self.name,
+                                            latency_ms=elapsed_ms(started))
+                return replace(request, tool_calls=calls)
+        text = self._answer(messages, schema)
         return finish_completion(
             text=text,
             schema=schema,
-            input_tokens=sum(estimate_tokens(m.content) for m in prompt),
+            input_tokens=input_tokens,
             output_tokens=estimate_tokens(text),
             model=labelled_model(model),
             provider=self.name,
@@ -114,7 +131,10 @@ class OfflineProvider:
                 FailureType.UNKNOWN, "the offline provider needs a prompt with an <input> block"
             )
         try:
-            return answer(inputs).model_dump_json()
+            value = answer(inputs)
+            if isinstance(value, StepOutput):
+                value = value.model_copy(update={"content": value.content + citations(messages)})
+            return value.model_dump_json()
         except ValidationError as exc:
             raise ClassifiedFailure(
                 FailureType.UNKNOWN, f"offline: the <input> block is not usable: {exc}"

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 
 import httpx
 import openai
 from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import BaseModel
 
-from shared.agents.llm import Completion, Message, elapsed_ms
+from shared.agents.llm import Completion, Message, ToolSpec, elapsed_ms
 from shared.agents.provider_errors import (
     classify_http_error,
     garbage_body_failure,
@@ -30,6 +31,8 @@ def to_openai(messages: list[Message]) -> list[ChatCompletionMessageParam]:
             converted.append({"role": "system", "content": message.content})
         elif message.role == "user":
             converted.append({"role": "user", "content": message.content})
+        elif message.role == "tool":  # no tool use here yet (supports_tools is False): results as text
+            converted.append({"role": "user", "content": f"[tool result of {message.name}]\n{message.content}"})
         else:
             converted.append({"role": "assistant", "content": message.content})
     return converted
@@ -37,6 +40,7 @@ def to_openai(messages: list[Message]) -> list[ChatCompletionMessageParam]:
 
 class OpenAIProvider:
     name = "openai"
+    supports_tools = False  #: function calling arrives with the streaming rewrite of this provider (issue 15)
 
     def __init__(
         self,
@@ -63,7 +67,10 @@ class OpenAIProvider:
         schema: type[BaseModel] | None = None,
         max_tokens: int = 2048,
         temperature: float = 0.2,
+        tools: Sequence[ToolSpec] = (),
     ) -> Completion:
+        if tools:
+            raise ClassifiedFailure(FailureType.UNKNOWN, "this OpenAI provider does not use tools")
         payload = to_openai(with_schema_instruction(messages, schema))
         started = time.perf_counter()
         try:

@@ -5,13 +5,21 @@ Every call made is returned (or attached to the failure) so the caller can recor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar, overload
 
 from pydantic import BaseModel
 
-from shared.agents.llm import AgentFailed, Completion, LLMProvider, Message, ProviderOutputInvalid
+from shared.agents.llm import (
+    AgentFailed,
+    Completion,
+    LLMProvider,
+    Message,
+    ProviderOutputInvalid,
+    ToolCallRequest,
+    ToolSpec,
+)
 from shared.agents.prompt_templates import PromptTemplate
 from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.telemetry import LlmCall, llm_call_span
@@ -26,6 +34,16 @@ MAX_ATTEMPTS = 3
 class AgentResult(Generic[T]):
     value: T
     completions: list[Completion]  #: every LLM call made, including invalid-output retries
+    prompt_version: str
+
+
+@dataclass(frozen=True)
+class ToolTurn:
+    """The model asked for tool calls instead of answering: the caller runs them and asks again."""
+
+    tool_calls: list[ToolCallRequest]
+    text: str  #: what the model wrote beside the calls (often empty)
+    completions: list[Completion]
     prompt_version: str
 
 
@@ -44,6 +62,21 @@ def correction_message(error: str) -> Message:
     )
 
 
+@overload
+async def run_structured(
+    provider: LLMProvider, *, prompt: PromptTemplate, messages: list[Message], schema: type[T], model: str,
+    max_tokens: int = ..., temperature: float = ..., check: Callable[[T], None] | None = ..., tools: None = ...,
+) -> AgentResult[T]: ...
+
+
+@overload
+async def run_structured(
+    provider: LLMProvider, *, prompt: PromptTemplate, messages: list[Message], schema: type[T], model: str,
+    max_tokens: int = ..., temperature: float = ..., check: Callable[[T], None] | None = ...,
+    tools: Sequence[ToolSpec],
+) -> AgentResult[T] | ToolTurn: ...
+
+
 async def run_structured(
     provider: LLMProvider,
     *,
@@ -54,11 +87,14 @@ async def run_structured(
     max_tokens: int = 2048,
     temperature: float = 0.2,
     check: Callable[[T], None] | None = None,
-) -> AgentResult[T]:
+    tools: Sequence[ToolSpec] | None = None,
+) -> AgentResult[T] | ToolTurn:
     """Call until the answer validates (and passes `check`, which raises ValueError), at most MAX_ATTEMPTS.
 
+    With `tools`, an answer that asks for tool calls ends the turn as a `ToolTurn`.
     Raises AgentFailed: INVALID_OUTPUT after the last attempt, or the provider's own failure type.
     """
+    extra: dict[str, Any] = {"tools": list(tools)} if tools else {}
     conversation = list(messages)
     completions: list[Completion] = []
     last_error = ""
@@ -67,7 +103,8 @@ async def run_structured(
             with llm_call_span(provider.name, model) as span:
                 try:
                     completion = await provider.complete(
-                        conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature
+                        conversation, model=model, schema=schema, max_tokens=max_tokens, temperature=temperature,
+                        **extra,
                     )
                 except ProviderOutputInvalid as exc:
                     _measure(span, exc.completion)
@@ -83,6 +120,9 @@ async def run_structured(
                 exc.failure_type, exc.message, completions=completions, retry_after=exc.retry_after
             ) from exc
         completions.append(completion)
+        if completion.tool_calls and tools:
+            return ToolTurn(tool_calls=list(completion.tool_calls), text=completion.text, completions=completions,
+                            prompt_version=prompt.version)
         parsed = completion.parsed
         if not isinstance(parsed, schema):
             raise AgentFailed(

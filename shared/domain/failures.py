@@ -17,6 +17,7 @@ class FailureType(StrEnum):
     NETWORK_TIMEOUT = "network_timeout"
     RATE_LIMITED = "rate_limited"
     PROVIDER_UNAVAILABLE = "provider_unavailable"
+    TOOL_UNAVAILABLE = "tool_unavailable"  #: a tool server did not answer (connect/read timeout, refused, 5xx)
     INVALID_OUTPUT = "invalid_output"
     CONTEXT_TOO_LONG = "context_too_long"
     AUTH_FAILED = "auth_failed"
@@ -131,6 +132,7 @@ class FailurePolicy:
             FailureType.NETWORK_TIMEOUT: 4,
             FailureType.RATE_LIMITED: 6,
             FailureType.PROVIDER_UNAVAILABLE: 4,
+            FailureType.TOOL_UNAVAILABLE: 4,
             FailureType.INVALID_OUTPUT: 3,
             FailureType.DATABASE_UNAVAILABLE: 8,
             FailureType.UNKNOWN: 2,

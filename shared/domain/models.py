@@ -20,6 +20,7 @@ from pydantic import (
 
 from shared.domain.passwords import MIN_PASSWORD_LENGTH, password_problem
 from shared.domain.states import TaskStatus, TeamStatus
+from shared.domain.tools import QUALIFIED_PATTERN
 
 
 def _fixed(places: int) -> PlainSerializer:
@@ -36,7 +37,8 @@ BudgetMoney = Annotated[Decimal, _fixed(4)]
 
 ActorType = Literal["user", "agent", "system"]
 MemberRole = Literal["manager", "worker"]
-EscalationAction = Literal["retry", "skip", "fail", "provide_input"]
+#: approve / deny decide a tool call's approval (failure_type "tool_approval"); the others every other kind.
+EscalationAction = Literal["retry", "skip", "fail", "provide_input", "approve", "deny"]
 
 
 def _contains_nul(value: Any) -> bool:
@@ -119,6 +121,14 @@ class TeamCreate(Strict):
     workers: int = Field(default=3, ge=1, le=12)
     approve_plan: bool = False
     auto_start: bool = False
+    tools: list[Annotated[str, Field(pattern=QUALIFIED_PATTERN)]] = Field(
+        default_factory=list, max_length=100,
+        description="the tools its workers may call: <server name>.<tool name> of the company's tool servers")
+
+    @field_validator("tools")
+    @classmethod
+    def _tools_once_each(cls, value: list[str]) -> list[str]:
+        return list(dict.fromkeys(value))
 
 
 class MemberPublic(BaseModel):
@@ -184,6 +194,7 @@ class TeamPublic(BaseModel):
     completed_at: datetime | None
     result: str | None
     version: int
+    tools: list[str] = []
     members: list[MemberPublic] | None = None
     tasks: list[TaskPublic] | None = None
     costs: CostTotals | None = None
@@ -205,6 +216,7 @@ class TeamScope(BaseModel):
     approve_plan: bool
     awaiting_plan_approval: bool
     goal: str = ""
+    tools: list[str] = []
 
 
 class PlannedTaskIn(Strict):
@@ -297,6 +309,8 @@ class EscalationPublic(BaseModel):
     input: str | None = None
     created_at: datetime
     resolved_at: datetime | None = None
+    #: For a tool approval: the call waiting for it (tool, arguments), else null.
+    tool_call: dict[str, Any] | None = None
 
 
 class EscalationRecord(EscalationPublic):
@@ -304,6 +318,7 @@ class EscalationRecord(EscalationPublic):
 
     company_id: UUID
     instance_id: str | None = None
+    tool_call_id: UUID | None = None
 
 
 class EscalationResolve(Strict):

@@ -16,6 +16,8 @@ from shared.services.messages import MessageService
 from shared.services.signals import SignalDispatcher
 from shared.services.tasks import TaskService
 from shared.services.teams import TeamService
+from shared.services.tool_calls import ToolCallService
+from shared.services.tool_servers import ToolServerService, ToolSettings
 
 
 @dataclass(frozen=True)
@@ -32,22 +34,26 @@ class Services:
     auth: AuthService
     signals: SignalDispatcher
     control: RunControl
+    tool_servers: ToolServerService
+    tool_calls: ToolCallService
 
     @classmethod
     def build(
         cls, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker",
-        orchestration: OrchestrationSettings | None = None,
+        orchestration: OrchestrationSettings | None = None, tools: ToolSettings | None = None,
     ) -> Services:
-        teams = TeamService(db, manager_model=manager_model, worker_model=worker_model)
+        tool_servers = ToolServerService(db, tools)
+        teams = TeamService(db, manager_model=manager_model, worker_model=worker_model, tool_servers=tool_servers)
         tasks = TaskService(db)
         escalations = EscalationService(db)
         signals = SignalDispatcher(db)
+        costs = CostTracker(db)
         return cls(
             db=db,
             teams=teams,
             tasks=tasks,
             checkpoints=CheckpointManager(db),
-            costs=CostTracker(db),
+            costs=costs,
             audit=AuditLog(db),
             escalations=escalations,
             messages=MessageService(db),
@@ -56,11 +62,13 @@ class Services:
             signals=signals,
             control=RunControl(db, teams=teams, tasks=tasks, escalations=escalations, signals=signals,
                                settings=orchestration),
+            tool_servers=tool_servers,
+            tool_calls=ToolCallService(db, tool_servers, costs),
         )
 
 
 __all__ = [
     "AuditLog", "AuthService", "CheckpointManager", "CostTracker", "EscalationService", "EventStream",
     "MessageService", "OrchestrationSettings", "RunControl", "Services", "SignalDispatcher", "TaskService",
-    "TeamService",
+    "TeamService", "ToolCallService", "ToolServerService", "ToolSettings",
 ]

@@ -14,6 +14,7 @@ from uuid import UUID
 
 from shared.db import journal
 from shared.db.database import Database, Tx
+from shared.db.repositories import escalations as escalation_repo
 from shared.db.repositories import teams as team_repo
 from shared.domain.errors import Conflict, NotFound
 from shared.domain.models import (
@@ -40,6 +41,7 @@ class OrchestrationSettings:
 
     max_parallel: int = 3
     escalation_timeout_hours: float = 24.0
+    tool_approval_timeout_hours: float | None = None  #: unset: the escalation timeout
 
 
 class RunControl:
@@ -81,8 +83,10 @@ class RunControl:
             signal_id = await journal.signal(
                 tx, company_id=moved.company_id, team_id=team_id, instance_id=instance_id, kind="start",
                 name=TEAM_ORCHESTRATOR,
-                payload=team_orchestration_input(team_id, max_parallel=self.settings.max_parallel,
-                                                 escalation_timeout_hours=self.settings.escalation_timeout_hours))
+                payload=team_orchestration_input(
+                    team_id, max_parallel=self.settings.max_parallel,
+                    escalation_timeout_hours=self.settings.escalation_timeout_hours,
+                    tool_approval_timeout_hours=self.settings.tool_approval_timeout_hours))
             return moved, signal_id
 
         moved, signal_id = await self.db.atomic(work)
@@ -91,18 +95,29 @@ class RunControl:
 
     async def _control(self, principal: Principal, team_id: UUID, target: TeamStatus, event: Event,
                        client: OrchestrationClient | None) -> TeamScope:
-        async def work(tx: Tx) -> tuple[TeamScope, UUID | None]:
+        async def work(tx: Tx) -> tuple[TeamScope, list[UUID | None]]:
+            denied: list[UUID | None] = []
             if target is TeamStatus.CANCELLED:
                 moved = await self.teams.cancel(team_id, principal.actor, company_id=principal.company_id, tx=tx)
+                denied = await self._deny_tool_approvals(tx, moved, principal)
             else:
                 sources = (TeamStatus.PAUSED,) if target is TeamStatus.ACTIVE else None
                 moved = await self.teams.move(tx, team_id, target, principal.actor, sources=sources,
                                               company_id=principal.company_id)
-            return moved, await self._signal_team(tx, moved, event)
+            return moved, [await self._signal_team(tx, moved, event), *denied]
 
-        moved, signal_id = await self.db.atomic(work)
-        await self._then_dispatch(client, [signal_id])
+        moved, signal_ids = await self.db.atomic(work)
+        await self._then_dispatch(client, signal_ids)
         return moved
+
+    async def _deny_tool_approvals(self, tx: Tx, team: TeamScope, principal: Principal) -> list[UUID | None]:
+        """A cancelled team's tool calls waiting for approval are denied, so their tasks stop waiting."""
+        signals: list[UUID | None] = []
+        for waiting in await escalation_repo.open_tool_approvals(tx.conn, team.id):
+            decision = EscalationResolve(action="deny", note="the team was cancelled")
+            _, signal_id = await self.escalations.resolve(tx, principal, waiting.id, decision)
+            signals.append(signal_id)
+        return signals
 
     async def pause(self, principal: Principal, team_id: UUID, client: OrchestrationClient | None) -> TeamScope:
         return await self._control(principal, team_id, TeamStatus.PAUSED, Event.PAUSE, client)

@@ -101,6 +101,45 @@ class CostTracker:
                 raise BudgetExhausted(worst_case_usd, _status(budget))
         return call_id
 
+    async def reserve_tool(self, *, team_id: UUID, tool: str, reserve: Decimal, ttl_seconds: float,
+                           task_id: UUID | None = None, member_id: UUID | None = None) -> UUID:
+        """Hold a tool call's declared maximum; BudgetExhausted when the budget has nothing left."""
+        call_id = uuid7()
+        async with self.db.connection() as conn:
+            reserved = await repo.reserve_tool(conn, call_id=call_id, team_id=team_id, task_id=task_id,
+                                               member_id=member_id, tool=tool, reserve=reserve,
+                                               ttl_seconds=ttl_seconds)
+            if reserved is None:
+                budget = await repo.budget(conn, team_id)
+                if budget is None:
+                    raise NotFound("team not found")
+                raise BudgetExhausted(reserve, _status(budget))
+        return call_id
+
+    async def bill_tool_in(self, tx: Tx, *, team_id: UUID, tool: str, cost: Decimal, actor: Actor,
+                           reservation: UUID | None, task_id: UUID | None = None,
+                           member_id: UUID | None = None) -> None:
+        """Bill what a tool server reported for a call (in the transaction that records its result):
+        settle its reservation, or add a settled cost row when nothing was reserved and it cost something."""
+        if reservation is not None:
+            call = await repo.lock_call(tx.conn, reservation, team_id)
+            if call is None or call.status not in ("reserved", "estimated"):
+                return
+            budget = await repo.settle(tx.conn, call, model=tool, input_tokens=0, output_tokens=0, cost=cost)
+            assert budget is not None
+        elif cost > 0:
+            reservation = uuid7()
+            budget = await repo.bill_tool(tx.conn, call_id=reservation, team_id=team_id, task_id=task_id,
+                                          member_id=member_id, tool=tool, cost=cost)
+            if budget is None:
+                raise NotFound("team not found")
+            call = await repo.lock_call(tx.conn, reservation, team_id)
+            assert call is not None
+        else:
+            return
+        await self._bill_event(tx, call, budget, model=tool, input_tokens=0, output_tokens=0, cost=cost, actor=actor,
+                               estimated=False, audit_type="tool.cost")
+
     async def settle(self, call_id: UUID, team_id: UUID, usage: CallUsage, actor: Actor) -> BudgetStatus:
         """Bill the call's real usage (once: a second settle of the same call changes nothing)."""
 
@@ -148,13 +187,14 @@ class CostTracker:
         return billed
 
     async def _bill_event(self, tx: Tx, call: CallRow, budget: Budget, *, model: str, input_tokens: int,
-                          output_tokens: int, cost: Decimal, actor: Actor, estimated: bool) -> None:
+                          output_tokens: int, cost: Decimal, actor: Actor, estimated: bool,
+                          audit_type: str = "llm.call") -> None:
         data = {"call_id": str(call.id), "provider": call.provider, "model": model, "input_tokens": input_tokens,
                 "output_tokens": output_tokens, "cost_usd": str(cost), "purpose": call.purpose,
                 "spent_usd": str(budget.spent_usd), "member_id": str(call.member_id) if call.member_id else None,
                 "estimated": estimated}
         await journal.audit(tx, company_id=call.company_id, team_id=call.team_id, task_id=call.task_id,
-                            actor=actor, event_type="llm.call", payload=data)
+                            actor=actor, event_type=audit_type, payload=data)
         await journal.emit(tx, team_id=call.team_id, task_id=call.task_id, event_type="cost.recorded", data=data)
 
     async def _budget(self, tx: Tx, team_id: UUID) -> BudgetStatus:

@@ -10,13 +10,17 @@ from shared.db.database import Database, Tx
 from shared.db.repositories import escalations as repo
 from shared.db.repositories import tasks as task_repo
 from shared.db.repositories import teams as team_repo
-from shared.domain.errors import Conflict, NotFound
+from shared.domain.errors import Conflict, Invalid, NotFound
 from shared.domain.ids import uuid7
 from shared.domain.models import Actor, EscalationRecord, EscalationResolve, Principal
 from shared.domain.states import TaskStatus, task_sources
 from shared.orchestration_names import Event
 
 log = logging.getLogger(__name__)
+
+#: The failure type of a tool call waiting for a person, and the two actions that decide it.
+TOOL_APPROVAL = "tool_approval"
+APPROVAL_ACTIONS = ("approve", "deny")
 
 
 class EscalationService:
@@ -85,6 +89,10 @@ class EscalationService:
         current = await repo.lock(tx.conn, escalation_id, principal.company_id)
         if current is None:
             raise NotFound("escalation not found")
+        approval = current.failure_type == TOOL_APPROVAL
+        if approval != (decision.action in APPROVAL_ACTIONS):
+            expected = "approve or deny" if approval else "retry, skip, fail or provide_input"
+            raise Invalid(f"this escalation ({current.failure_type}) is resolved with {expected}")
         if current.status == "resolved":
             if current.action == decision.action:
                 return current, None

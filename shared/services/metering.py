@@ -49,12 +49,16 @@ class MeteredProvider:
         self.scope = scope
         self.ttl_seconds = call_timeout_seconds + RESERVATION_MARGIN_SECONDS
         self.calls: list[UUID] = []  #: call ids, in order (tests and logs)
+        self.supports_tools = bool(getattr(inner, "supports_tools", False))
 
     async def complete(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None,
                        max_tokens: int = 2048, temperature: float = 0.2, **kwargs: Any) -> Completion:
         texts = [m.content for m in messages]
         if schema is not None:
             texts.append(json.dumps(schema.model_json_schema()))
+        for tool in kwargs.get("tools") or ():  # the tool definitions travel in the request too
+            texts.append(f"{tool.name} {tool.description} {json.dumps(tool.input_schema)}")
+        texts += [json.dumps(call.arguments) for m in messages for call in m.tool_calls]
         bound = input_token_bound(texts, messages=len(messages))
         scope = self.scope
         call_id = await self.costs.reserve(

@@ -12,25 +12,23 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
 from typing import Any
-from uuid import UUID, uuid5
+from uuid import UUID
 
-from shared.agents import manager, worker
+from shared.agents import manager
 from shared.agents.llm import LLMProvider
-from shared.agents.schemas import TaskBrief, TaskOutcome
+from shared.agents.schemas import TaskOutcome
 from shared.db.database import Tx
 from shared.domain.errors import IllegalTransition
 from shared.domain.failures import ClassifiedFailure, FailureType
-from shared.domain.models import Actor, CheckpointRecord, MemberPublic, PlannedTaskIn, TaskRecord
+from shared.domain.models import Actor, MemberPublic, PlannedTaskIn, TaskRecord
 from shared.domain.states import TaskStatus, TeamStatus
 from shared.orchestration_names import Verdict
 from shared.services import Services
 from shared.services.metering import CallScope, MeteredProvider
+from shared.services.worker_steps import WorkerSteps, brief_of, message_id
 
 SYSTEM = Actor.system()
 MANAGER = Actor(type="agent", id="manager")
-MAX_EXECUTION_STEPS = 6
-#: Namespace of the ids of messages a step posts: the same step always posts the same message id.
-_MESSAGES = UUID("5e0c0a8e-7f39-4d3a-9d1e-6a0d8f3b2c11")
 
 
 class TeamStopped(ClassifiedFailure):
@@ -41,15 +39,6 @@ class TeamStopped(ClassifiedFailure):
         self.status = status
 
 
-def _message_id(*parts: object) -> UUID:
-    return uuid5(_MESSAGES, ":".join(str(p) for p in parts))
-
-
-def _brief(task: TaskRecord) -> TaskBrief:
-    return TaskBrief(title=task.title, description=task.description, acceptance_criteria=task.acceptance_criteria,
-                     specialization=task.specialization)
-
-
 class TeamRun:
     def __init__(self, services: Services, llm: LLMProvider, *, manager_model: str, worker_model: str,
                  call_timeout_seconds: float = 600.0) -> None:
@@ -58,6 +47,10 @@ class TeamRun:
         self.manager_model = manager_model
         self.worker_model = worker_model
         self.call_timeout_seconds = call_timeout_seconds
+        self.steps = WorkerSteps(
+            services, lambda team_id, task_id, member_id, actor: self._metered(
+                team_id, "execute", task_id=task_id, member_id=member_id, actor=actor),
+            worker_model=worker_model, ensure_team_running=self._ensure_team_running)
 
     def _metered(self, team_id: UUID, purpose: str, *, task_id: UUID | None = None,
                  member_id: UUID | None = None, actor: Actor = MANAGER) -> MeteredProvider:
@@ -91,7 +84,7 @@ class TeamRun:
                 titles = "\n".join(f"{i + 1}. {t.title}" for i, t in enumerate(tasks))
                 await self.s.messages.post(tx=tx, team_id=team_id, sender="Manager", kind="plan", member_id=manager_id,
                                              content=f"Plan ({result.prompt_version}):\n{titles}",
-                                             message_id=_message_id("plan", team_id))
+                                             message_id=message_id("plan", team_id))
                 if scope.approve_plan:
                     await self.s.teams.set_awaiting_plan_approval(team_id, True, SYSTEM, tx=tx)
                 return tasks
@@ -179,7 +172,7 @@ class TeamRun:
 
         async def finish(tx: Tx) -> str:
             await self.s.messages.post(tx=tx, team_id=team_id, sender="Manager", kind="summary", member_id=manager_id,
-                                         content=text, message_id=_message_id("summary", team_id))
+                                         content=text, message_id=message_id("summary", team_id))
             try:
                 return (await self.s.teams.move(tx, team_id, TeamStatus.COMPLETED, SYSTEM,
                                                 sets=("completed_at = now()", "result = %(result)s"),
@@ -232,55 +225,18 @@ class TeamRun:
                                              expected_version=task.version)).status.value
         return task.status.value
 
-    async def execute(self, task_id: UUID) -> dict[str, Any]:
-        """Run the worker's steps, checkpointing each; resume after the latest checkpoint of this round."""
-        task = await self.s.tasks.get(task_id)
-        if task.status != TaskStatus.IN_PROGRESS:
-            return {"status": task.status.value, "output": task.output or ""}
-        await self._ensure_team_running(task.team_id)
-        round_number = task.revision_count
-        all_checkpoints = await self.s.checkpoints.list(task_id)
-        checkpoints = [c for c in all_checkpoints if c.state.get("round") == round_number]
-        if checkpoints and checkpoints[-1].step_output.get("is_final"):
-            return {"status": task.status.value, "output": _output_of(checkpoints)}
-        contents = [str(c.step_output.get("content", "")) for c in checkpoints]
-        next_step = (all_checkpoints[-1].step_number + 1) if all_checkpoints else 1
-        brief = _brief(task)
-        member = task.assigned_to
-        agent = Actor(type="agent", id=str(member))
-        names = {m.id: m.name for m in await self.s.teams.members(task.team_id)}
-        provider = self._metered(task.team_id, "execute", task_id=task_id, member_id=member, actor=agent)
-        for step_in_round in range(len(checkpoints) + 1, MAX_EXECUTION_STEPS + 1):
-            await self._ensure_team_running(task.team_id)
-            result = await worker.execute_step(provider, task=brief, step_number=step_in_round,
-                                               previous_steps=contents, feedback=task.feedback,
-                                               model=self.worker_model)
-            step = result.value
-            is_final = step.is_final or step_in_round == MAX_EXECUTION_STEPS
-            output = {"title": step.title, "content": step.content, "is_final": is_final,
-                      "step_in_round": step_in_round}
-            step_number = next_step
+    async def execute_step(self, task_id: UUID) -> dict[str, Any]:
+        """One worker step (shared/services/worker_steps.py): {"status", "done", "output", "tool_calls"}."""
+        return await self.steps.run(task_id)
 
-            async def save(tx: Tx, output: dict[str, Any] = output, step_number: int = step_number,
-                           is_final: bool = is_final, step_in_round: int = step_in_round,
-                           title: str = step.title, version: str = result.prompt_version) -> CheckpointRecord:
-                created = await self.s.checkpoints.create(
-                    task_id, step_number, output, agent,
-                    checkpoint_type="final" if is_final else ("revision" if round_number else "step"),
-                    state={"round": round_number, "prompt_version": version}, tx=tx)
-                await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, member_id=member,
-                                             kind="step", sender=names.get(member, "Worker") if member else "Worker",
-                                             content=f"{task.title} — step {step_in_round}: {title}",
-                                             message_id=_message_id("step", task_id, step_number))
-                return created
+    async def prepare_tool_call(self, call_id: UUID, instance_id: str) -> dict[str, Any]:
+        return await self.s.tool_calls.prepare(call_id, instance_id)
 
-            created = await self.s.db.atomic(save)
-            checkpoints.append(created)
-            contents.append(step.content)
-            next_step += 1
-            if is_final:
-                break
-        return {"status": task.status.value, "output": _output_of(checkpoints)}
+    async def decide_tool_call(self, call_id: UUID, *, timed_out: bool, timeout_hours: float) -> dict[str, Any]:
+        return await self.s.tool_calls.decide(call_id, timed_out=timed_out, timeout_hours=timeout_hours)
+
+    async def run_tool_call(self, call_id: UUID) -> dict[str, Any]:
+        return await self.s.tool_calls.run(call_id)
 
     async def submit(self, task_id: UUID, output: str) -> str:
         task = await self.s.tasks.get(task_id)
@@ -304,7 +260,7 @@ class TeamRun:
         manager_id = self._manager(await self.s.teams.members(task.team_id))
         result = await manager.review_output(self._metered(task.team_id, "review", task_id=task_id,
                                                            member_id=manager_id),
-                                             task=_brief(task), output=task.output or "",
+                                             task=brief_of(task), output=task.output or "",
                                              revision=task.revision_count, model=self.manager_model)
         review = result.value
         if review.verdict == "approve":
@@ -314,7 +270,7 @@ class TeamRun:
                 await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, sender="Manager",
                                              kind="review", member_id=manager_id,
                                              content=f"Approved “{task.title}”.",
-                                             message_id=_message_id("review", task_id, task.revision_count))
+                                             message_id=message_id("review", task_id, task.revision_count))
 
             await self.s.db.atomic(approve)
             return {"verdict": Verdict.APPROVE.value, "feedback": ""}
@@ -329,7 +285,7 @@ class TeamRun:
             await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, sender="Manager", kind="review",
                                          member_id=manager_id,
                                          content=f"Revision requested for “{task.title}”: {feedback}",
-                                         message_id=_message_id("review", task_id, task.revision_count))
+                                         message_id=message_id("review", task_id, task.revision_count))
 
         await self.s.db.atomic(revise)
         return {"verdict": Verdict.REVISE.value, "feedback": feedback}
@@ -373,11 +329,3 @@ class TeamRun:
 def _plan_view(tasks: Sequence[TaskRecord]) -> list[dict[str, Any]]:
     return [{"id": str(t.id), "title": t.title, "status": t.status.value,
              "dependencies": [str(d) for d in t.dependencies]} for t in tasks]
-
-
-def _output_of(checkpoints: Sequence[CheckpointRecord]) -> str:
-    parts = []
-    for c in checkpoints:
-        out = c.step_output
-        parts.append(f"## {out.get('title', 'Step')}\n\n{out.get('content', '')}")
-    return "\n\n".join(parts)

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from shared.db import journal
 from shared.db.database import Database, Tx
 from shared.db.pagination import Page, to_page
 from shared.db.repositories import teams as repo
-from shared.domain.errors import NotFound
+from shared.domain.errors import Invalid, NotFound
 from shared.domain.ids import uuid7
 from shared.domain.models import Actor, MemberPublic, Principal, TeamCreate, TeamPublic, TeamScope
 from shared.domain.states import TeamStatus, team_sources
 from shared.orchestration_names import team_instance_id
+
+if TYPE_CHECKING:
+    from shared.services.tool_servers import ToolServerService
 
 #: Worker specialisations handed out in order when a team is formed.
 WORKER_SPECIALIZATIONS = ("research", "engineering", "writing", "analysis", "design", "testing")
@@ -27,8 +30,10 @@ def _default_name(goal: str) -> str:
 
 
 class TeamService:
-    def __init__(self, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker"):
+    def __init__(self, db: Database, *, manager_model: str = "offline-manager", worker_model: str = "offline-worker",
+                 tool_servers: ToolServerService | None = None):
         self.db = db
+        self.tool_servers = tool_servers
         self.manager_model = manager_model
         self.worker_model = worker_model
 
@@ -36,10 +41,14 @@ class TeamService:
         team_id = uuid7()
 
         async def work(tx: Tx) -> None:
+            if team_in.tools:
+                if self.tool_servers is None:
+                    raise Invalid("tools are not available here")
+                await self.tool_servers.check_allow_list(tx, principal.company_id, team_in.tools)
             await repo.insert_team(
                 tx.conn, id=team_id, company_id=principal.company_id, name=team_in.name or _default_name(team_in.goal),
                 goal=team_in.goal, budget_usd=team_in.budget_usd, workers=team_in.workers,
-                approve_plan=team_in.approve_plan, created_by=principal.user_id,
+                approve_plan=team_in.approve_plan, created_by=principal.user_id, tools=list(team_in.tools),
             )
             members = [("manager", "Manager", "planning", self.manager_model)] + [
                 ("worker", f"Worker {i + 1}", WORKER_SPECIALIZATIONS[i % len(WORKER_SPECIALIZATIONS)],
@@ -53,7 +62,8 @@ class TeamService:
                 tx, company_id=principal.company_id, team_id=team_id, actor=principal.actor,
                 event_type="team.created",
                 data={"status": TeamStatus.PENDING.value, "goal": team_in.goal,
-                      "budget_usd": str(team_in.budget_usd) if team_in.budget_usd is not None else None},
+                      "budget_usd": str(team_in.budget_usd) if team_in.budget_usd is not None else None,
+                      "tools": list(team_in.tools)},
             )
 
         await self.db.atomic(work)

@@ -3,6 +3,8 @@ wants its generated password from everyone."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,11 +17,15 @@ pytestmark = pytest.mark.slow  # starts and stops PostgreSQL server processes
 
 
 @pytest.fixture
-def data_dir(tmp_path: Path) -> Iterator[Path]:
-    path = tmp_path / "pg"
+def data_dir() -> Iterator[Path]:
+    # Not under pytest's tmp_path: as root, PostgreSQL runs as another user, which must traverse the
+    # parents, and a concurrent pytest session resets its own base directory to mode 0700.
+    root = Path(tempfile.mkdtemp(prefix="gp-embedded-pg-test-"))
+    path = root / "pg"
     yield path
     if (path / "postmaster.pid").exists():  # a failed assertion left it running
         EmbeddedPostgres(path, started_here=True).stop()
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _start(path: Path) -> tuple[EmbeddedPostgres, str]:

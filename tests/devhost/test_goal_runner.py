@@ -67,3 +67,30 @@ async def test_run_starts_a_devhost_and_follows_a_team_to_completion(tmp_path: P
     assert process.returncode == 0, text + log
     assert "team completed" in text
     assert "done" in text and "$" in text
+
+
+@pytest.mark.slow
+async def test_run_with_tools_shows_a_worker_calling_the_reference_mcp_server_live(
+        tmp_path: Path, migrated_database_url: str) -> None:
+    if not (REPO / "tests" / "tools" / "node" / "node_modules" / ".bin" / "mcp-server-everything").exists():
+        pytest.skip("the npm reference MCP server is not installed: npm ci in tests/tools/node (.ci/run does)")
+    data = tmp_path / "data"
+    argv = [sys.executable, "-m", "devhost", "run", "--tools", "everything.echo", "Say hello to the crew",
+            "--workers", "1", "--port", str(_free_port()), "--data-dir", str(data), "--app-dir", str(REPO),
+            "--timeout", "90"]
+    process = await asyncio.create_subprocess_exec(
+        *argv, cwd=REPO, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(REPO), "LLM_PROVIDER": "offline",
+             "DATABASE_URL": migrated_database_url},
+    )
+    try:
+        output, _ = await asyncio.wait_for(process.communicate(), 150)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    text = output.decode()
+    assert process.returncode == 0, text
+    assert 'tool  everything.echo({"message": ' in text and "requested" in text
+    assert "tool  everything.echo succeeded in" in text and ": Echo: " in text
+    assert "team completed" in text

@@ -38,7 +38,8 @@ class Instance:
         self.inbox = [InboxRow(next(ids), "e", "event", as_new(started))]
 
     def episode(self) -> EpisodeOutcome:
-        out = decide(self.row, self.history, self.inbox, FUNCTIONS.orchestrators, utc_now())
+        self.now = utc_now()  # the episode's clock: what its timers are relative to
+        out = decide(self.row, self.history, self.inbox, FUNCTIONS.orchestrators, self.now)
         self.inbox = [m for m in self.inbox if m.id not in out.consumed]
         self.inbox += [InboxRow(next(ids), m.execution_id, m.kind, m.event) for m in out.messages]
         self.history += out.history
@@ -63,14 +64,14 @@ def test_retry_allocates_timer_and_retry_ids_like_dtfx_and_ends_with_a_dummy_tim
     instance.deliver(EventType.TASK_FAILED, TaskScheduledId=0, Reason="boom", Details="{}")
     out = instance.episode()
     [timer] = out.messages
-    assert timer.task_id == 1 and timer.visible_at - utc_now() > timedelta(milliseconds=5)
+    assert timer.task_id == 1 and timer.visible_at - instance.now >= timedelta(milliseconds=20)
     instance.inbox = [m for m in instance.inbox if json.loads(m.event)["EventType"] != EventType.TIMER_FIRED]
     instance.deliver(EventType.TIMER_FIRED, TimerId=1)
     assert scheduled_ids(instance.episode()) == [2]
     instance.deliver(EventType.TASK_FAILED, TaskScheduledId=2, Reason="boom again", Details="{}")
     out = instance.episode()
     [dummy] = out.messages
-    assert dummy.task_id == 3 and dummy.visible_at <= utc_now()  # attempts exhausted: fires at once
+    assert dummy.task_id == 3 and dummy.visible_at <= instance.now  # attempts exhausted: fires at once
     out = instance.episode()  # the dummy timer fires: the SDK throws, the orchestrator recovers
     assert scheduled_ids(out) == [4]
     instance.deliver(EventType.TASK_COMPLETED, TaskScheduledId=4, Result='"Hello recovery"')

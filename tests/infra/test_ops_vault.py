@@ -17,7 +17,7 @@ import pytest
 from .bicep_model import INFRA, MAIN, accessor, app_settings, as_text, module_config, parsed, when
 from .test_security_properties import ROLE_IDS, SECRET_SETTINGS
 
-APP_VAULT, OPS_VAULT = "keyVault", "opsKeyVault"
+APP_VAULT, OPS_VAULT, TOOLS_VAULT = "keyVault", "opsKeyVault", "toolsKeyVault"
 VAULT_MODULE = "modules/keyvault.bicep"
 DEPLOY_ONLY = {"postgres-admin-password", "postgres-app-password"}
 VAULT_TYPE = "Microsoft.KeyVault/vaults"
@@ -92,8 +92,8 @@ def _secrets_the_app_reads() -> set[str]:
 
 def test_main_deploys_an_app_vault_and_an_ops_vault_from_the_same_hardened_module():
     instances = _instances(VAULT_MODULE)
-    assert set(instances) == {APP_VAULT, OPS_VAULT}
-    for symbol, purpose in ((APP_VAULT, "app"), (OPS_VAULT, "ops")):
+    assert set(instances) == {APP_VAULT, OPS_VAULT, TOOLS_VAULT}
+    for symbol, purpose in ((APP_VAULT, "app"), (OPS_VAULT, "ops"), (TOOLS_VAULT, "tools")):
         params = instances[symbol]
         # scripts/deploy.sh finds each vault by this tag.
         assert params["tags"]["function"]["type"] == "union", symbol
@@ -105,7 +105,7 @@ def test_main_deploys_an_app_vault_and_an_ops_vault_from_the_same_hardened_modul
     vault_resources = parsed(INFRA / VAULT_MODULE)["resources"].values()
     assert not [r for r in vault_resources if r["type"].startswith("Microsoft.Authorization/")]
     names = {symbol: params["name"]["function"]["parameters"]["original_value"] for symbol, params in instances.items()}
-    assert names[APP_VAULT] != names[OPS_VAULT]
+    assert len(set(names.values())) == 3
     assert "operations vault" not in as_text(parsed(MAIN)["outputs"]).lower()
     assert accessor(parsed(MAIN)["outputs"]["opsKeyVaultName"]["value"]) == f"{OPS_VAULT}.outputs.name"
 
@@ -165,7 +165,9 @@ def test_app_identity_role_assignments_never_target_the_ops_vault():
                 vault = _vault_of(path, params, scope)
                 assert vault != OPS_VAULT, f"{symbol} gives the app a role on the operations vault"
                 key_vault_scopes.add(vault)
-        assert key_vault_scopes == {APP_VAULT}, "Key Vault Secrets User belongs on the app vault"
+        # Secrets User on the app vault (references, signing keys); Secrets Officer on the tools vault
+        # (a secret per MCP tool server, written at run time): test_security_properties.py.
+        assert key_vault_scopes == {APP_VAULT, TOOLS_VAULT}
     assert ROLE_IDS["Key Vault Secrets User"] in as_text(parsed(INFRA / "modules/roles.bicep"))
 
 
@@ -214,7 +216,9 @@ def test_no_app_setting_references_the_ops_vault():
             assert not any(f"secrets/{s}/" in value for s in DEPLOY_ONLY), name
         assert OPS_VAULT not in text and "kvops" not in text, name
     site_params = set(parsed(INFRA / "modules/functionapp.bicep")["parameters"])
-    assert not {p for p in site_params if "vault" in p.lower()} - {"keyVaultUri"}
+    assert not {p for p in site_params if "vault" in p.lower()} - {"keyVaultUri", "toolsVaultUri"}
+    assert _vault_module(app["params"]["toolsVaultUri"]) == TOOLS_VAULT
+    assert settings["TOOL_VAULT_URL"] == "toolsVaultUri"
 
 
 @pytest.mark.parametrize("doc", ["docs/infrastructure.md", "docs/runbook.md"])

@@ -27,6 +27,7 @@ NETWORK = INFRA / "modules/network.bicep"
 ENDPOINTS = {
     "keyVaultEndpoint": ("keyVault", "vault", "keyVaultZoneId", "privatelink.vaultcore.azure.net"),
     "opsKeyVaultEndpoint": ("opsKeyVault", "vault", "keyVaultZoneId", "privatelink.vaultcore.azure.net"),
+    "toolsKeyVaultEndpoint": ("toolsKeyVault", "vault", "keyVaultZoneId", "privatelink.vaultcore.azure.net"),
     "storageBlobEndpoint": ("storage", "blob", "blobZoneId", "privatelink.blob.${environment().suffixes.storage}"),
     "storageQueueEndpoint": ("storage", "queue", "queueZoneId", "privatelink.queue.${environment().suffixes.storage}"),
     "storageTableEndpoint": ("storage", "table", "tableZoneId", "privatelink.table.${environment().suffixes.storage}"),
@@ -125,7 +126,8 @@ def test_private_endpoint_module_registers_a_dns_zone_group():
     assert group.properties["privateDnsZoneConfigs"][0]["properties"]["privateDnsZoneId"] == "privateDnsZoneId"
 
 
-@pytest.mark.parametrize("module_symbol", ["keyVault", "opsKeyVault", "storage", "redis", "webPubSub", "postgres"])
+@pytest.mark.parametrize("module_symbol", ["keyVault", "opsKeyVault", "toolsKeyVault", "storage", "redis",
+                                           "webPubSub", "postgres"])
 def test_main_passes_the_flag_to_every_data_store(module_symbol):
     assert module_config(_modules()[module_symbol])["params"][FLAG] == FLAG
 

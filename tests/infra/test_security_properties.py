@@ -44,8 +44,9 @@ BROAD_ROLE_IDS = {
     "Owner": "8e3af657-a8ff-443c-a75c-2fe8c4bcb635",
     "Contributor": "b24988ac-6180-42a0-ab88-20f7382ad24d",
     "Key Vault Administrator": "00482a5a-887f-4fb3-b363-3b7fe8e74483",
-    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
 }
+#: Writes secrets: granted on the tools vault only (a secret per MCP tool server), never the app vault.
+SECRETS_OFFICER = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
 
 
 # --- Function App ----------------------------------------------------------------------------
@@ -180,7 +181,9 @@ def test_identity_gets_each_needed_role_and_nothing_broad():
         assert role_id in text, f"missing role assignment: {role}"
     for role, role_id in BROAD_ROLE_IDS.items():
         assert role_id not in text, f"over-broad role assigned: {role}"
-    assert len(assignments) == len(ROLE_IDS)
+    assert len(assignments) == len(ROLE_IDS) + 1
+    officers = [a for a in assignments if "keyVaultSecretsOfficer" in as_text(a.properties["roleDefinitionId"])]
+    assert [a.config["scope"] for a in officers] == ["toolsVault"], "Secrets Officer only on the tools vault"
     for assignment in assignments:
         assert assignment.properties["principalId"] == "principalId", assignment.symbol
         assert assignment.properties["principalType"] == "ServicePrincipal"

@@ -16,6 +16,16 @@ from shared.domain.states import TaskStatus
 from shared.services.runs import TeamRun
 
 
+async def execute(team_run: TeamRun, task_id) -> dict:
+    """What the task orchestrator does: worker steps until one is final (no tools in these tests)."""
+    for _ in range(10):
+        step = await team_run.execute_step(task_id)
+        assert not step["tool_calls"]
+        if step["done"]:
+            return step
+    raise AssertionError("the steps never finished")
+
+
 @pytest.fixture
 def team_run(services) -> TeamRun:
     return TeamRun(services, OfflineProvider(latency_ms=0), manager_model="offline-manager",
@@ -53,9 +63,9 @@ async def test_every_step_twice_changes_nothing_the_second_time(make_team, servi
         snapshot = await counts(services, team.id)
         assert await getattr(team_run, step)(task_id) == first
         assert await counts(services, team.id) == snapshot
-    executed = await team_run.execute(task_id)
+    executed = await execute(team_run, task_id)
     snapshot = await counts(services, team.id)
-    assert await team_run.execute(task_id) == executed
+    assert await team_run.execute_step(task_id) == executed  # a final step delivered again: nothing new
     assert await counts(services, team.id) == snapshot
     assert snapshot["checkpoints"] >= 2
     assert await team_run.submit(task_id, executed["output"]) == "review"
@@ -74,7 +84,7 @@ async def test_execution_resumes_after_the_latest_checkpoint(make_team, services
     await team_run.start(task_id)
     await services.checkpoints.create(task_id, 1, {"title": "Earlier", "content": "done before the crash",
                                                    "is_final": False}, Actor.system(), state={"round": 0})
-    result = await team_run.execute(task_id)
+    result = await execute(team_run, task_id)
     checkpoints = await services.checkpoints.list(task_id)
     assert checkpoints[0].step_output["content"] == "done before the crash"
     assert [c.step_number for c in checkpoints] == list(range(1, len(checkpoints) + 1))
@@ -92,7 +102,7 @@ async def test_a_step_whose_call_does_not_fit_the_budget_stops_as_budget_exceede
     assert await services.teams.set_budget(team.id, spent, Actor.system())  # nothing left for another call
     before = await counts(services, team.id)
     with pytest.raises(ClassifiedFailure) as failure:
-        await team_run.execute(task_id)
+        await execute(team_run, task_id)
     assert failure.value.failure_type is FailureType.BUDGET_EXCEEDED
     assert await counts(services, team.id) == before  # no call made: no cost row, no event, no checkpoint
     assert (await services.costs.budget(team.id)).spent_usd == spent
@@ -124,7 +134,7 @@ async def test_summary_completes_the_team_once(make_team, services, principal, t
         await team_run.assign(task["id"])
         await team_run.start(task["id"])
         for _ in range(4):
-            output = (await team_run.execute(task["id"]))["output"]
+            output = (await execute(team_run, task["id"]))["output"]
             await team_run.submit(task["id"], output)
             if (await team_run.review(task["id"]))["verdict"] == "approve":
                 break
@@ -148,7 +158,7 @@ async def test_failed_task_reopens_for_retry_and_the_team_can_fail(make_team, se
     assert await team_run.fail(team.id, "gave up") == "failed"
     assert await team_run.fail(team.id, "gave up") == "failed"
     with pytest.raises(ClassifiedFailure):
-        await team_run.execute(task_id)
+        await execute(team_run, task_id)
 
 
 async def test_a_cancelled_team_stops_review_and_submission(make_team, services, principal, team_run):
@@ -157,7 +167,7 @@ async def test_a_cancelled_team_stops_review_and_submission(make_team, services,
     await team_run.activate(team.id)
     await team_run.assign(task_id)
     await team_run.start(task_id)
-    output = (await team_run.execute(task_id))["output"]
+    output = (await execute(team_run, task_id))["output"]
     await services.teams.cancel(team.id, principal.actor)
     with pytest.raises(ClassifiedFailure) as stopped:
         await team_run.submit(task_id, output)

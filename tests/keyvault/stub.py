@@ -92,7 +92,17 @@ def build_vault_app(state: VaultState) -> web.Application:
         version, value = state.secrets[name]
         return web.json_response(_secret_body(request.host, name, version, value))
 
+    async def delete_secret(request: web.Request) -> web.Response:
+        if not authorized(request):
+            return challenge()
+        name = request.match_info["name"]
+        if name not in state.secrets:
+            return web.json_response({"error": {"code": "SecretNotFound", "message": name}}, status=404)
+        version, value = state.secrets.pop(name)
+        return web.json_response(_secret_body(request.host, name, version, value))  # no recoveryId: purged
+
     app = web.Application()
+    app.router.add_delete("/secrets/{name}", delete_secret)
     app.router.add_get("/secrets/{name}/", get_secret)
     app.router.add_get("/secrets/{name}/{version}", get_secret)
     app.router.add_put("/secrets/{name}", put_secret)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
@@ -178,3 +179,19 @@ def test_signing_keys_must_be_long_enough(monkeypatch):
     monkeypatch.setenv("JWT_SIGNING_KEYS", '{"k1": "short"}')
     with pytest.raises(ValueError):
         Settings()
+
+
+def test_money_is_a_plain_decimal_with_fixed_places_never_exponent_notation():
+    from datetime import UTC, datetime
+    from uuid import uuid4
+
+    from shared.domain.models import TeamCosts, TeamPublic
+
+    team = TeamPublic(id=uuid4(), company_id=uuid4(), name="n", goal="g", status="pending",
+                      budget_usd=Decimal("1.5"), spent_usd=Decimal("0E-8"), workers=1, approve_plan=False,
+                      awaiting_plan_approval=False, instance_id=None, created_by=None,
+                      created_at=datetime.now(UTC), started_at=None, completed_at=None, result=None, version=1)
+    body = json.loads(team.model_dump_json())
+    assert body["spent_usd"] == "0.00000000" and body["budget_usd"] == "1.5000"
+    costs = TeamCosts(total_usd=Decimal("1E+1"), budget_usd=None, by_model=[], by_member=[])
+    assert json.loads(costs.model_dump_json())["total_usd"] == "10.00000000"

@@ -29,7 +29,7 @@ def task_activities(**overrides):
     activities = {
         "assign_task": lambda p: {"status": "assigned"},
         "start_task": lambda p: "in_progress",
-        "execute_task": lambda p: {"status": "in_progress", "output": "the work"},
+        "execute_step": lambda p: {"status": "in_progress", "done": True, "output": "the work", "tool_calls": []},
         "submit_task": lambda p: "review",
         "review_task": lambda p: {"verdict": "approve", "feedback": ""},
         "escalate_task": lambda p: "esc-1",
@@ -44,7 +44,7 @@ def task_activities(**overrides):
 def test_task_happy_path_assigns_starts_executes_reviews_and_completes():
     ctx = FakeContext(TASK, task_activities())
     assert run(task_orchestrator, ctx) == {"status": "completed", "task_id": "t1"}
-    assert ctx.activity_names() == ["assign_task", "start_task", "execute_task", "submit_task", "review_task"]
+    assert ctx.activity_names() == ["assign_task", "start_task", "execute_step", "submit_task", "review_task"]
     assert ctx.calls[3][1]["output"] == "the work"
 
 
@@ -52,46 +52,46 @@ def test_task_revision_round_reworks_then_completes():
     reviews = iter([{"verdict": "revise", "feedback": "add tests"}, {"verdict": "approve", "feedback": ""}])
     ctx = FakeContext(TASK, task_activities(review_task=lambda p: next(reviews)))
     assert run(task_orchestrator, ctx)["status"] == "completed"
-    assert ctx.activity_names() == ["assign_task", "start_task", "execute_task", "submit_task", "review_task",
-                                    "start_task", "execute_task", "submit_task", "review_task"]
+    assert ctx.activity_names() == ["assign_task", "start_task", "execute_step", "submit_task", "review_task",
+                                    "start_task", "execute_step", "submit_task", "review_task"]
 
 
 def test_task_retries_with_growing_backoff_then_succeeds():
-    execute = failing(FailureType.NETWORK_TIMEOUT, 2, {"status": "in_progress", "output": "ok"})
-    ctx = FakeContext(TASK, task_activities(execute_task=execute))
+    execute = failing(FailureType.NETWORK_TIMEOUT, 2, {"status": "in_progress", "done": True, "output": "ok"})
+    ctx = FakeContext(TASK, task_activities(execute_step=execute))
     assert run(task_orchestrator, ctx)["status"] == "completed"
-    assert ctx.activity_names().count("execute_task") == 3
+    assert ctx.activity_names().count("execute_step") == 3
     assert len(ctx.timers) == 2 and ctx.timers[0] < ctx.timers[1]
 
 
 def test_task_retries_exhausted_escalates_and_times_out_to_failed():
     execute = failing(FailureType.NETWORK_TIMEOUT, 99, None)
-    ctx = FakeContext(TASK, task_activities(execute_task=execute))
+    ctx = FakeContext(TASK, task_activities(execute_step=execute))
     result = run(task_orchestrator, ctx)
     assert result["status"] == "failed" and result["reason"] == "escalation timed out"
     names = ctx.activity_names()
-    assert names.count("execute_task") == 4
+    assert names.count("execute_step") == 4
     assert names[-2:] == ["escalate_task", "fail_task"]
     assert ctx.calls[-2][1]["failure_type"] == "network_timeout"
 
 
 def test_auth_failure_fails_the_task_at_once():
-    ctx = FakeContext(TASK, task_activities(execute_task=failing(FailureType.AUTH_FAILED, 99, None)))
+    ctx = FakeContext(TASK, task_activities(execute_step=failing(FailureType.AUTH_FAILED, 99, None)))
     assert run(task_orchestrator, ctx)["status"] == "failed"
-    assert ctx.activity_names().count("execute_task") == 1 and "escalate_task" not in ctx.activity_names()
+    assert ctx.activity_names().count("execute_step") == 1 and "escalate_task" not in ctx.activity_names()
 
 
 def _escalated(action: str, **extra):
-    execute = failing(FailureType.NETWORK_TIMEOUT, 4, {"status": "in_progress", "output": "fixed"})
+    execute = failing(FailureType.NETWORK_TIMEOUT, 4, {"status": "in_progress", "done": True, "output": "fixed"})
     events = {"escalation_resolved": [{"action": action, "note": "try harder", **extra}]}
-    ctx = FakeContext(TASK, task_activities(execute_task=execute), events=events)
+    ctx = FakeContext(TASK, task_activities(execute_step=execute), events=events)
     return run(task_orchestrator, ctx), ctx
 
 
 def test_escalation_resolved_with_retry_runs_the_task_again():
     result, ctx = _escalated("retry")
     assert result["status"] == "completed"
-    assert ctx.activity_names().count("execute_task") == 5
+    assert ctx.activity_names().count("execute_step") == 5
     decision = next(p for n, p in ctx.calls if n == "apply_escalation_decision")
     assert decision["action"] == "retry" and decision["note"] == "try harder"
 
@@ -99,7 +99,7 @@ def test_escalation_resolved_with_retry_runs_the_task_again():
 def test_escalation_resolved_with_skip_completes_without_more_work():
     result, ctx = _escalated("skip")
     assert result["status"] == "completed"
-    assert ctx.activity_names().count("execute_task") == 4
+    assert ctx.activity_names().count("execute_step") == 4
 
 
 def test_escalation_resolved_with_fail_fails_the_task():
@@ -109,7 +109,7 @@ def test_escalation_resolved_with_fail_fails_the_task():
 
 def test_escalation_events_raised_as_json_text_are_understood():
     result, _ = _escalated("provide_input", input="the answer")
-    ctx2 = FakeContext(TASK, task_activities(execute_task=failing(FailureType.NETWORK_TIMEOUT, 4, None)),
+    ctx2 = FakeContext(TASK, task_activities(execute_step=failing(FailureType.NETWORK_TIMEOUT, 4, None)),
                        events={"escalation_resolved": ['{"action": "skip"}']})
     assert result["status"] == "completed"
     assert run(task_orchestrator, ctx2)["status"] == "completed"
@@ -124,7 +124,7 @@ def test_revisions_exhausted_escalate():
 
 
 def test_budget_exceeded_inside_a_task_returns_to_the_team():
-    ctx = FakeContext(TASK, task_activities(execute_task=failing(FailureType.BUDGET_EXCEEDED, 99, None)))
+    ctx = FakeContext(TASK, task_activities(execute_step=failing(FailureType.BUDGET_EXCEEDED, 99, None)))
     assert run(task_orchestrator, ctx) == {"status": "budget_exceeded", "task_id": "t1"}
 
 
@@ -221,8 +221,8 @@ def test_planning_that_does_not_fit_the_budget_escalates_and_plans_again_after_t
 
 def test_a_resolution_of_another_escalation_is_not_taken_for_this_one():
     """Signals are delivered at least once: a repeated or stale resolution names its escalation."""
-    execute = failing(FailureType.NETWORK_TIMEOUT, 4, {"status": "in_progress", "output": "ok"})
-    ctx = FakeContext(TASK, task_activities(execute_task=execute), events={"escalation_resolved": [
+    execute = failing(FailureType.NETWORK_TIMEOUT, 4, {"status": "in_progress", "done": True, "output": "ok"})
+    ctx = FakeContext(TASK, task_activities(execute_step=execute), events={"escalation_resolved": [
         {"escalation_id": "esc-old", "action": "fail"}, {"escalation_id": "esc-1", "action": "retry"}]})
     assert run(task_orchestrator, ctx)["status"] == "completed"
     decision = next(p for n, p in ctx.calls if n == "apply_escalation_decision")
@@ -237,9 +237,9 @@ def test_the_providers_retry_after_reaches_the_durable_timer():
         if state["n"] == 1:
             error = ClassifiedFailure(FailureType.RATE_LIMITED, "429", retry_after=42)
             raise Exception(f"Activity function 'execute_task' failed: ClassifiedFailure: {error} \n {{}}")
-        return {"status": "in_progress", "output": "ok"}
+        return {"status": "in_progress", "done": True, "output": "ok"}
 
-    ctx = FakeContext(TASK, task_activities(execute_task=execute))
+    ctx = FakeContext(TASK, task_activities(execute_step=execute))
     assert run(task_orchestrator, ctx)["status"] == "completed"
     assert ctx.timers == [42.0]
 
@@ -259,7 +259,7 @@ def test_every_activity_of_both_orchestrators_retries_a_transient_database_error
     assert len(team.timers) == len(set(team.activity_names()))
 
     escalated = FakeContext(TASK, {**{n: once_down(a) for n, a in task_activities().items()},
-                                   "execute_task": failing(FailureType.CONTENT_REFUSED, 99, None)},
+                                   "execute_step": failing(FailureType.CONTENT_REFUSED, 99, None)},
                             events={"escalation_resolved": [{"escalation_id": "esc-1", "action": "fail"}]})
     assert run(task_orchestrator, escalated)["status"] == "failed"
     assert {"escalate_task", "apply_escalation_decision"} <= set(escalated.activity_names())
@@ -305,6 +305,6 @@ def test_team_planning_failure_fails_the_team():
 
 
 def test_work_of_a_cancelled_team_fails_the_task_without_retry_or_escalation():
-    ctx = FakeContext(TASK, task_activities(execute_task=failing(FailureType.TEAM_STOPPED, 99, None)))
+    ctx = FakeContext(TASK, task_activities(execute_step=failing(FailureType.TEAM_STOPPED, 99, None)))
     assert run(task_orchestrator, ctx)["status"] == "failed"
-    assert ctx.activity_names()[-2:] == ["execute_task", "fail_task"] and ctx.timers == []
+    assert ctx.activity_names()[-2:] == ["execute_step", "fail_task"] and ctx.timers == []

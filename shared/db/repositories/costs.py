@@ -34,6 +34,41 @@ WITH team AS (
 SELECT team.company_id, team.spent_usd, team.reserved_usd, team.budget_usd FROM team, ins
 """
 
+#: reserve_tool_call -- hold a tool call's declared maximum; only while the budget has something left
+RESERVE_TOOL = """
+WITH team AS (
+    UPDATE teams SET reserved_usd = reserved_usd + %(reserve)s
+    WHERE id = %(team_id)s
+      AND (budget_usd IS NULL OR (spent_usd + reserved_usd < budget_usd
+                                  AND spent_usd + reserved_usd + %(reserve)s <= budget_usd))
+    RETURNING id, company_id, spent_usd, reserved_usd, budget_usd
+), ins AS (
+    INSERT INTO cost_tracking (id, company_id, team_id, task_id, member_id, provider, model, input_tokens,
+                               output_tokens, cost_usd, purpose, idempotency_key, status, reserved_usd, expires_at)
+    SELECT %(id)s, team.company_id, team.id, %(task_id)s, %(member_id)s, 'mcp', %(tool)s, 0, 0, 0, 'tool',
+           %(id)s::text, 'reserved', %(reserve)s, clock_timestamp() + %(ttl_seconds)s * interval '1 second'
+    FROM team
+    RETURNING id
+)
+SELECT team.company_id, team.spent_usd, team.reserved_usd, team.budget_usd FROM team, ins
+"""
+
+#: bill_tool_call -- a cost a tool server reported for a call nothing was reserved for
+BILL_TOOL = """
+WITH team AS (
+    UPDATE teams SET spent_usd = spent_usd + %(cost)s WHERE id = %(team_id)s
+    RETURNING id, company_id, spent_usd, reserved_usd, budget_usd
+), ins AS (
+    INSERT INTO cost_tracking (id, company_id, team_id, task_id, member_id, provider, model, input_tokens,
+                               output_tokens, cost_usd, purpose, idempotency_key, status, settled_at)
+    SELECT %(id)s, team.company_id, team.id, %(task_id)s, %(member_id)s, 'mcp', %(tool)s, 0, 0, %(cost)s, 'tool',
+           %(id)s::text, 'settled', clock_timestamp()
+    FROM team
+    RETURNING id
+)
+SELECT team.spent_usd, team.reserved_usd, team.budget_usd FROM team, ins
+"""
+
 #: lock_call -- a call's cost row, its team locked first
 LOCK_CALL = """
 WITH team AS (SELECT id FROM teams WHERE id = %(team_id)s FOR UPDATE)
@@ -149,6 +184,20 @@ async def reserve(conn: Conn, *, call_id: UUID, team_id: UUID, task_id: UUID | N
         "id": call_id, "team_id": team_id, "task_id": task_id, "member_id": member_id, "provider": provider,
         "model": model, "purpose": purpose, "input_tokens": input_tokens, "max_tokens": max_tokens,
         "reserve": reserve, "ttl_seconds": ttl_seconds})
+
+
+async def reserve_tool(conn: Conn, *, call_id: UUID, team_id: UUID, task_id: UUID | None, member_id: UUID | None,
+                       tool: str, reserve: Decimal, ttl_seconds: float) -> Reserved | None:
+    """The team's position after the reservation, or None when the budget has nothing left for it."""
+    return await rows.one(conn, Reserved, RESERVE_TOOL, {
+        "id": call_id, "team_id": team_id, "task_id": task_id, "member_id": member_id, "tool": tool,
+        "reserve": reserve, "ttl_seconds": ttl_seconds})
+
+
+async def bill_tool(conn: Conn, *, call_id: UUID, team_id: UUID, task_id: UUID | None, member_id: UUID | None,
+                    tool: str, cost: Decimal) -> Budget | None:
+    return await rows.one(conn, Budget, BILL_TOOL, {
+        "id": call_id, "team_id": team_id, "task_id": task_id, "member_id": member_id, "tool": tool, "cost": cost})
 
 
 async def lock_call(conn: Conn, call_id: UUID, team_id: UUID) -> CallRow | None:

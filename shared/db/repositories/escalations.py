@@ -10,12 +10,16 @@ from shared.db.database import Conn
 from shared.domain.models import EscalationRecord
 
 _COLUMNS = ("id, company_id, team_id, task_id, reason, failure_type, status, action, note, input, created_at,"
-            " resolved_at, instance_id")
+            " resolved_at, instance_id, tool_call_id,"
+            " (SELECT json_build_object('id', c.id, 'server', c.server_name, 'tool', c.tool_name,"
+            " 'arguments', c.arguments, 'status', c.status) FROM tool_calls c WHERE c.id = escalations.tool_call_id)"
+            " AS tool_call")
 
 #: insert_escalation -- a new open escalation (at most one open per task)
 INSERT = f"""
-INSERT INTO escalations (id, company_id, team_id, task_id, reason, failure_type, instance_id)
-VALUES (%(id)s, %(company_id)s, %(team_id)s, %(task_id)s, %(reason)s, %(failure_type)s, %(instance_id)s)
+INSERT INTO escalations (id, company_id, team_id, task_id, reason, failure_type, instance_id, tool_call_id)
+VALUES (%(id)s, %(company_id)s, %(team_id)s, %(task_id)s, %(reason)s, %(failure_type)s, %(instance_id)s,
+        %(tool_call_id)s)
 ON CONFLICT (task_id) WHERE status = 'open' DO NOTHING
 RETURNING {_COLUMNS}
 """  # noqa: S608 - SQL built from this module's constants
@@ -41,12 +45,24 @@ UPDATE escalations SET status = 'resolved', action = %(action)s, note = %(note)s
 WHERE id = %(id)s AND status = 'open'
 RETURNING {_COLUMNS}
 """  # noqa: S608 - SQL built from this module's constants
+#: lock_escalation_unscoped -- one escalation, its team locked first (orchestration steps)
+LOCK_ANY = f"""
+WITH team AS (
+    SELECT t.id FROM teams t JOIN escalations e ON e.team_id = t.id WHERE e.id = %(id)s FOR UPDATE OF t
+)
+SELECT {_COLUMNS} FROM escalations WHERE id = %(id)s AND team_id IN (SELECT id FROM team) FOR UPDATE
+"""  # noqa: S608 - SQL built from this module's constants
+#: open_tool_approvals -- a team's tool approvals still waiting for a person
+OPEN_TOOL_APPROVALS = f"""
+SELECT {_COLUMNS} FROM escalations
+WHERE team_id = %(team_id)s AND failure_type = 'tool_approval' AND status = 'open'
+"""  # noqa: S608 - SQL built from this module's constants
 #: get_escalation -- one escalation (unscoped)
 GET = f"SELECT {_COLUMNS} FROM escalations WHERE id = %(id)s"  # noqa: S608 - SQL built from this module's constants
 
 
 async def insert(conn: Conn, **params: Any) -> EscalationRecord | None:
-    return await rows.one(conn, EscalationRecord, INSERT, params)
+    return await rows.one(conn, EscalationRecord, INSERT, {"tool_call_id": None, **params})
 
 
 async def open_for_task(conn: Conn, task_id: UUID) -> EscalationRecord | None:
@@ -65,6 +81,14 @@ async def resolve(conn: Conn, escalation_id: UUID, *, action: str, note: str | N
                   user_id: UUID | None) -> EscalationRecord | None:
     return await rows.one(conn, EscalationRecord, RESOLVE, {
         "id": escalation_id, "action": action, "note": note, "input": input, "user_id": user_id})
+
+
+async def lock_any(conn: Conn, escalation_id: UUID) -> EscalationRecord | None:
+    return await rows.one(conn, EscalationRecord, LOCK_ANY, {"id": escalation_id})
+
+
+async def open_tool_approvals(conn: Conn, team_id: UUID) -> list[EscalationRecord]:
+    return await rows.many(conn, EscalationRecord, OPEN_TOOL_APPROVALS, {"team_id": team_id})
 
 
 async def get(conn: Conn, escalation_id: UUID) -> EscalationRecord | None:

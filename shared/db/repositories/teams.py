@@ -43,7 +43,7 @@ _COSTS = """
 TEAM_COLUMNS = """
 t.id, t.company_id, t.name, t.goal, t.status, t.budget_usd, t.spent_usd, t.workers, t.approve_plan,
 t.awaiting_plan_approval, t.instance_id, t.created_by, t.created_at, t.started_at, t.completed_at,
-t.result, t.version
+t.result, t.version, t.tools
 """
 
 
@@ -62,9 +62,9 @@ GET_TEAM_DETAIL = team_select(members=True, tasks=True, costs=True) + (
 
 #: insert_team -- a new team, pending
 INSERT_TEAM = """
-INSERT INTO teams (id, company_id, name, goal, budget_usd, workers, approve_plan, created_by)
+INSERT INTO teams (id, company_id, name, goal, budget_usd, workers, approve_plan, created_by, tools)
 VALUES (%(id)s, %(company_id)s, %(name)s, %(goal)s, %(budget_usd)s, %(workers)s, %(approve_plan)s,
-        %(created_by)s)
+        %(created_by)s, %(tools)s)
 """
 
 #: insert_member -- one member of a new team
@@ -98,7 +98,7 @@ RETURNING company_id
 
 _SCOPE_COLUMNS = """
 id, company_id, status, version, budget_usd, spent_usd, reserved_usd, instance_id, approve_plan,
-awaiting_plan_approval, goal
+awaiting_plan_approval, goal, tools
 """
 
 #: team_scope -- company, status and budget of a team (unscoped: orchestration steps)
@@ -115,7 +115,7 @@ WHERE id = %(id)s AND (%(budget)s::numeric IS NULL OR spent_usd + reserved_usd <
 
 
 async def insert_team(conn: Conn, **params: Any) -> None:
-    await conn.execute(INSERT_TEAM, params)
+    await conn.execute(INSERT_TEAM, {"tools": [], **params})
 
 
 async def insert_member(conn: Conn, **params: Any) -> None:

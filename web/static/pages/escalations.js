@@ -3,6 +3,7 @@
 
 import { api } from "../api.js";
 import { badge, clear, errorText, h, label, pending, toast, when } from "../dom.js";
+import { approvalForm } from "./tools.js";
 
 const ACTIONS = [
   ["retry", "Retry", "Run it again (for a budget stop, give the new budget as input)"],
@@ -58,7 +59,7 @@ function item(escalation, { open, onResolved }) {
       escalation.task_id ? [" · task ", h("a", { href: `/tasks/${escalation.task_id}` }, "open task")] : "",
       " · raised ", when(escalation.created_at),
       escalation.action ? ` · decided: ${label(escalation.action)}` : ""),
-    open ? resolveForm(escalation, onResolved) : null);
+    open ? (escalation.failure_type === "tool_approval" ? approvalForm : resolveForm)(escalation, onResolved) : null);
 }
 
 export async function escalations(main) {

@@ -5,9 +5,12 @@ import { api } from "../api.js";
 import { badge, clear, debounce, errorText, h, label, pending, toast, when } from "../dom.js";
 import { LiveFeed } from "../live.js";
 import { connectionBadge, tabs } from "./parts.js";
+import { describeToolEvent, loadToolCalls } from "./tools.js";
 
 function describeEvent(event) {
   const p = event.payload || {};
+  const tool = describeToolEvent(event.event_type, p);
+  if (tool) return tool;
   if (p.from && p.to) return `${label(p.from)} → ${label(p.to)}`;
   if (event.event_type === "llm.call") return `${p.purpose || "call"} on ${p.model} (${p.input_tokens}+${p.output_tokens} tokens)`;
   if (event.event_type === "checkpoint.created") return `step ${p.step_number ?? ""}`.trim();
@@ -78,7 +81,9 @@ export async function task(main, { params }) {
           : h("p.muted", { testid: "task-output" }, "No output yet.")),
       h("section.panel", h("h2", "Revision feedback"),
         h("p.prose", { testid: "task-feedback" }, item.feedback || "No feedback: the reviewer has not asked for changes.")),
+      h("section.panel", h("h2", "Tool calls"), h("div", { testid: "tool-calls" }, pending())),
       h("section.panel", h("h2", "Checkpoints"), h("div", { testid: "checkpoints" }, pending())));
+    loadToolCalls(details.querySelector("[data-testid=tool-calls]"), taskId);
     api.get(`/api/tasks/${taskId}/checkpoints`).then((list) => {
       details.querySelector("[data-testid=checkpoints]").replaceChildren(checkpointList(list));
     }).catch(() => {});

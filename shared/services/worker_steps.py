@@ -1,0 +1,165 @@
+"""One worker step, the durable unit of execution: one LLM call and what it leads to, committed together.
+
+The task orchestrator calls `WorkerSteps.run` once per step. The step makes one call (the worker
+agent), then writes, in one transaction, its checkpoint and message and, when the answer asks for
+tools, the requested calls (`tool_calls` rows, `tool.call_requested` events). The orchestrator then
+runs each call in its own activity, and the next step continues the conversation with the recorded
+results. A step re-run after a crash resumes after the latest checkpoint of the round; when that
+checkpoint's calls are not all finished, the step makes no LLM call and hands them back to run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from uuid import UUID, uuid5
+
+from shared.agents import worker
+from shared.agents.llm import supports_tools
+from shared.agents.runner import ToolTurn
+from shared.agents.schemas import TaskBrief
+from shared.db.database import Tx
+from shared.domain.models import Actor, CheckpointRecord, TaskRecord
+from shared.domain.states import TaskStatus
+from shared.domain.tools import FINISHED
+from shared.services import Services
+from shared.services.metering import MeteredProvider
+from shared.services.tool_servers import TeamTool
+
+MAX_EXECUTION_STEPS = 6
+#: `checkpoints.state.kind` of a step whose answer asked for tool calls.
+TOOL_REQUEST = "tool_request"
+#: Namespace of the ids of messages a step posts: the same step always posts the same message id.
+MESSAGES = UUID("5e0c0a8e-7f39-4d3a-9d1e-6a0d8f3b2c11")
+
+#: (team_id, task_id, member_id, actor) -> the metered worker provider of one task.
+ProviderFor = Callable[[UUID, UUID, UUID | None, Actor], MeteredProvider]
+
+
+def message_id(*parts: object) -> UUID:
+    return uuid5(MESSAGES, ":".join(str(p) for p in parts))
+
+
+def brief_of(task: TaskRecord) -> TaskBrief:
+    return TaskBrief(title=task.title, description=task.description, acceptance_criteria=task.acceptance_criteria,
+                     specialization=task.specialization)
+
+
+def is_tool_request(checkpoint: CheckpointRecord) -> bool:
+    return checkpoint.state.get("kind") == TOOL_REQUEST
+
+
+def output_of(checkpoints: Sequence[CheckpointRecord]) -> str:
+    """The task's output: every step's content (tool requests are shown by GET /tool-calls instead)."""
+    parts = []
+    for c in checkpoints:
+        if is_tool_request(c):
+            continue
+        out = c.step_output
+        parts.append(f"## {out.get('title', 'Step')}\n\n{out.get('content', '')}")
+    return "\n\n".join(parts)
+
+
+class WorkerSteps:
+    def __init__(self, services: Services, provider_for: ProviderFor, *, worker_model: str,
+                 ensure_team_running: Callable[[UUID], Awaitable[None]]) -> None:
+        self.s = services
+        self.provider_for = provider_for
+        self.worker_model = worker_model
+        self.ensure_team_running = ensure_team_running
+
+    async def run(self, task_id: UUID) -> dict[str, Any]:
+        """{"status", "done", "output", "tool_calls": [ids to run before the next step]}."""
+        task = await self.s.tasks.get(task_id)
+        if task.status != TaskStatus.IN_PROGRESS:
+            return {"status": task.status.value, "done": True, "output": task.output or "", "tool_calls": []}
+        await self.ensure_team_running(task.team_id)
+        round_number = task.revision_count
+        all_checkpoints = await self.s.checkpoints.list(task_id)
+        checkpoints = [c for c in all_checkpoints if c.state.get("round") == round_number]
+        if checkpoints and checkpoints[-1].step_output.get("is_final"):
+            return self._done(task, checkpoints)
+        calls = await self.s.tool_calls.records(task_id)
+        if checkpoints and is_tool_request(checkpoints[-1]):
+            status = {str(c.id): c.status for c in calls}
+            pending = [i for i in checkpoints[-1].step_output.get("tool_calls", []) if status.get(i) not in FINISHED]
+            if pending:
+                return {"status": task.status.value, "done": False, "output": "", "tool_calls": pending}
+        steps = [c for c in checkpoints if not is_tool_request(c)]
+        last_step = steps[-1].step_number if steps else 0
+        turns = [(c.step_number, str(c.state.get("assistant_text", ""))) for c in checkpoints
+                 if is_tool_request(c) and c.step_number > last_step]
+        step_in_round = len(steps) + 1
+        member = task.assigned_to
+        agent = Actor(type="agent", id=str(member))
+        provider = self.provider_for(task.team_id, task_id, member, agent)
+        offered = await self._offered_tools(task, provider, len(turns))
+        result = await worker.execute_step(
+            provider, task=brief_of(task), step_number=step_in_round,
+            previous_steps=[str(c.step_output.get("content", "")) for c in steps], feedback=task.feedback,
+            model=self.worker_model, tools=[t.spec for t in offered],
+            tool_turns=self.s.tool_calls.exchanges(calls, turns))
+        next_step = (all_checkpoints[-1].step_number + 1) if all_checkpoints else 1
+        names = {m.id: m.name for m in await self.s.teams.members(task.team_id)}
+        sender = names.get(member, "Worker") if member else "Worker"
+        if isinstance(result, ToolTurn):
+            tools = {t.spec.name: t for t in offered}
+            saved = await self.s.db.atomic(lambda tx: self._save_tool_request(
+                tx, task, result, tools, step_number=next_step, step_in_round=step_in_round, agent=agent,
+                round_number=round_number, sender=sender))
+            ids = [str(i) for i in saved.step_output.get("tool_calls", [])]
+            return {"status": task.status.value, "done": False, "output": "", "tool_calls": ids}
+        step = result.value
+        is_final = step.is_final or step_in_round == MAX_EXECUTION_STEPS
+        output = {"title": step.title, "content": step.content, "is_final": is_final, "step_in_round": step_in_round}
+
+        async def save(tx: Tx) -> CheckpointRecord:
+            created = await self.s.checkpoints.create(
+                task_id, next_step, output, agent,
+                checkpoint_type="final" if is_final else ("revision" if round_number else "step"),
+                state={"round": round_number, "prompt_version": result.prompt_version}, tx=tx)
+            await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, member_id=member, kind="step",
+                                       sender=sender, content=f"{task.title} — step {step_in_round}: {step.title}",
+                                       message_id=message_id("step", task_id, next_step))
+            return created
+
+        created = await self.s.db.atomic(save)
+        if created.step_output.get("is_final"):
+            return self._done(task, [*checkpoints, created])
+        return {"status": task.status.value, "done": False, "output": "", "tool_calls": []}
+
+    @staticmethod
+    def _done(task: TaskRecord, checkpoints: Sequence[CheckpointRecord]) -> dict[str, Any]:
+        return {"status": task.status.value, "done": True, "output": output_of(checkpoints), "tool_calls": []}
+
+    async def _offered_tools(self, task: TaskRecord, provider: MeteredProvider, turns: int) -> list[TeamTool]:
+        """The team's tools, unless the provider cannot use tools, this step had its tool rounds, or the
+        task used up its calls or its time in tools (then the model must answer with what it has)."""
+        scope = await self.s.teams.get_scope(task.team_id)
+        if not scope.tools or not supports_tools(provider):
+            return []
+        limits = self.s.tool_calls.limits
+        calls, seconds = await self.s.tool_calls.usage(task.id)
+        if turns >= limits.max_tool_turns_per_step or calls >= limits.max_calls_per_task \
+                or seconds >= limits.max_seconds_per_task:
+            return []
+        return await self.s.tool_servers.team_tools(task.company_id, scope.tools)
+
+    async def _save_tool_request(self, tx: Tx, task: TaskRecord, turn: ToolTurn, tools: dict[str, TeamTool], *,
+                                 step_number: int, step_in_round: int, agent: Actor, round_number: int,
+                                 sender: str) -> CheckpointRecord:
+        ids = await self.s.tool_calls.record_requested(tx, task=task, step_number=step_number,
+                                                       member_id=task.assigned_to, requests=turn.tool_calls,
+                                                       tools=tools, actor=agent)
+        names = ", ".join(c.name for c in turn.tool_calls)
+        output = {"title": "Tool calls", "content": f"Calling {names}", "is_final": False,
+                  "step_in_round": step_in_round, "tool_calls": [str(i) for i in ids]}
+        created = await self.s.checkpoints.create(
+            task.id, step_number, output, agent, checkpoint_type="revision" if round_number else "step",
+            state={"round": round_number, "prompt_version": turn.prompt_version, "kind": TOOL_REQUEST,
+                   "assistant_text": turn.text}, tx=tx)
+        await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task.id, member_id=task.assigned_to,
+                                   kind="tool_request", sender=sender,
+                                   content=f"{task.title} — step {step_in_round}: calling {names}",
+                                   message_id=message_id("step", task.id, step_number))
+        return created
