@@ -10,7 +10,11 @@ and gives it 200 tasks straight in the database, then measures with headless Chr
 - time to interactive: when the page's content is rendered with its handlers attached (the app's
   `gp:page-ready` mark), the DOM is loaded, and no long task (> 50 ms) runs after; target < 1 s;
 - render time of the 200-task team: from the in-app navigation (`gp:route-start`, the click) to
-  the rendered list (`gp:team-rendered`), API round trip included; target < 300 ms.
+  the rendered page (`gp:team-rendered`: list, plan graph and run timeline), API round trip
+  included; target < 300 ms;
+- drawing the plan graph and the run timeline of those 200 tasks (20 dependency layers, every
+  task started, most finished): the page's `gp:views` measure; target < 200 ms;
+- the whole bundle: every file under `web/static/` plus the page, gzip as served; target < 500 KB.
 
 Each figure is the median of `--runs` runs (fresh browser context each: no cache). Bounded: every
 wait has a deadline and the whole run takes about 30 s.
@@ -22,6 +26,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -92,21 +97,35 @@ def _drop_database(name: str) -> None:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+LAYER = 10  # tasks per dependency layer: 200 tasks make a plan 20 layers deep
+
+
 def _insert_tasks(database_url: str, team_id: str, count: int) -> None:
-    """Tasks of every kind of status, written straight to the table (the plan would take minutes)."""
+    """Tasks of every kind of status in a layered plan (each depends on two of the layer before), all
+    started and most finished, written straight to the table (the plan would take minutes)."""
+    ids = [str(uuid.uuid4()) for _ in range(count)]
     rows = []
     for i in range(count):
-        status = ("pending", "completed", "failed")[i % 3]
-        rows.append((str(uuid.uuid4()), team_id, f"t{i}", i, f"Task {i + 1}: survey bay number {i + 1}",
+        status = ("completed", "completed", "failed", "review")[i % 4]
+        layer, slot = divmod(i, LAYER)
+        deps = [ids[(layer - 1) * LAYER + s] for s in {slot, (slot + 1) % LAYER}] if layer else []
+        started = f"{(count - i) * 3 + 5} seconds"
+        finished = f"{(count - i) * 3} seconds" if status != "review" else None
+        rows.append((ids[i], f"t{i}", i, f"Task {i + 1}: survey bay number {i + 1}",
                      f"Chart the depth and hazards of bay {i + 1}.", json.dumps(["depths charted", "hazards named"]),
-                     status))
+                     deps, status, started, finished, team_id))
     with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE teams SET status = 'active', started_at = now() - interval '20 minutes' WHERE id = %s",
+                     (team_id,))
+        worker = conn.execute("SELECT id FROM team_members WHERE team_id = %s AND role = 'worker' LIMIT 1",
+                              (team_id,)).fetchone()
         conn.cursor().executemany(
             "INSERT INTO tasks (id, team_id, company_id, plan_key, position, title, description,"
-            " acceptance_criteria, status, completion_time)"
-            " SELECT %s, t.id, t.company_id, %s, %s, %s, %s, %s::jsonb, %s,"
-            " CASE WHEN %s = 'completed' THEN now() END FROM teams t WHERE t.id = %s",
-            [(r[0], r[2], r[3], r[4], r[5], r[6], r[7], r[7], r[1]) for r in rows])
+            " acceptance_criteria, dependencies, status, assigned_to, started_at, completion_time)"
+            " SELECT %s, t.id, t.company_id, %s, %s, %s, %s, %s::jsonb, %s::uuid[], %s, %s,"
+            " now() - %s::interval, now() - %s::interval FROM teams t WHERE t.id = %s",
+            [(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], worker[0] if worker else None, r[8], r[9], r[10])
+             for r in rows])
 
 
 async def _prepare(base_url: str, database_url: str) -> tuple[dict[str, Any], str]:
@@ -146,7 +165,7 @@ async def _cold_load(browser: Any, base_url: str, path: str, session: dict[str, 
     return Load(figures["fcp"] or float("nan"), tti, int(figures["bytes"]), int(figures["files"]))
 
 
-async def _team_render(browser: Any, base_url: str, session: dict[str, Any], team_id: str) -> float:
+async def _team_render(browser: Any, base_url: str, session: dict[str, Any], team_id: str) -> tuple[float, float]:
     context = await browser.new_context(base_url=base_url)
     try:
         await context.add_init_script(f"sessionStorage.setItem('gp.session', {json.dumps(json.dumps(session))})")
@@ -155,12 +174,32 @@ async def _team_render(browser: Any, base_url: str, session: dict[str, Any], tea
         await page.click(f'.team-card a[href="/teams/{team_id}"]', timeout=15_000)
         await page.wait_for_function(
             """(tasks) => document.querySelectorAll('.task-card').length === tasks
+                && document.querySelectorAll('.plan-graph .node').length === tasks
+                && document.querySelectorAll('.run-timeline .bar').length === tasks
                 && performance.getEntriesByName('gp:team-rendered').length > 0""", arg=TASKS, timeout=15_000)
-        took = await page.evaluate("""() => performance.getEntriesByName('gp:team-rendered').pop().startTime
-            - performance.getEntriesByName('gp:route-start').pop().startTime""")
+        took = await page.evaluate("""() => [performance.getEntriesByName('gp:team-rendered').pop().startTime
+            - performance.getEntriesByName('gp:route-start').pop().startTime,
+            performance.getEntriesByName('gp:views').pop().duration]""")
     finally:
         await context.close()
-    return float(took)
+    return float(took[0]), float(took[1])
+
+
+async def _bundle_bytes(base_url: str) -> tuple[int, int]:
+    """Every file of the dashboard, gzip as served (what a browser that loads every page downloads)."""
+    static = Path(__file__).resolve().parents[1] / "web" / "static"
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        page = await http.get("/", headers={"Accept-Encoding": "gzip"})
+        version = re.search(r'(/static/[^/"]+)/app\.js', page.text)
+        assert version is not None, "index.html names its assets"
+        total = page.num_bytes_downloaded
+        files = [p.relative_to(static).as_posix() for p in sorted(static.rglob("*")) if p.is_file()]
+        for name in files:
+            async with http.stream("GET", f"{version.group(1)}/{name}", headers={"Accept-Encoding": "gzip"}) as r:
+                r.raise_for_status()
+                async for chunk in r.aiter_raw():
+                    total += len(chunk)
+    return total, 1 + len(files)
 
 
 def _line(name: str, value: float, unit: str, target: float) -> str:
@@ -191,11 +230,15 @@ async def main_async(runs: int) -> int:
                     }
                     loads: dict[str, list[Load]] = {path: [] for path in pages}
                     renders: list[float] = []
+                    views: list[float] = []
                     for _ in range(runs):
                         for path, (state, selector) in pages.items():
                             loads[path].append(await _cold_load(browser, host.base_url, path, state, selector))
-                        renders.append(await _team_render(browser, host.base_url, session, team_id))
+                        render, drawn = await _team_render(browser, host.base_url, session, team_id)
+                        renders.append(render)
+                        views.append(drawn)
                     await browser.close()
+                bundle, bundle_files = await _bundle_bytes(host.base_url)
     finally:
         await asyncio.to_thread(_drop_database, name)
 
@@ -218,6 +261,12 @@ async def main_async(runs: int) -> int:
     print(_line(f"render of a team with {TASKS} tasks (in-app nav)", render, "ms", 300))
     print(f"  render runs (ms): {', '.join(f'{r:.0f}' for r in renders)}")
     failed = failed or not render < 300
+    drawn = statistics.median(views)
+    print(_line(f"plan graph + run timeline of {TASKS} tasks", drawn, "ms", 200))
+    print(f"  draw runs (ms): {', '.join(f'{v:.0f}' for v in views)}")
+    failed = failed or not drawn < 200
+    print(_line(f"whole bundle, {bundle_files} files (gzip)", bundle / 1024, "KB", 500))
+    failed = failed or not bundle / 1024 < 500
     return 1 if failed else 0
 
 

@@ -1,5 +1,9 @@
-"""The dashboard under test: one devhost subprocess per module (on a migrated database of its own)
-and Debian's Chromium driven by Playwright. Without /usr/bin/chromium the browser tests skip."""
+"""The dashboard under test: one devhost subprocess per module (on a migrated database of its own).
+
+Two ways to drive a browser: `page`/`context` are Debian's Chromium through Playwright (the older
+tests, which use Playwright's API directly); `driver` is the engine-neutral page driver of
+engines.py, parametrized over chromium, firefox and webkit (module scope: one browser per module and
+engine). An engine whose binary is absent is skipped with the reason."""
 
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.browser.drivers import Xvfb, new_playwright_driver, new_selenium_driver, playwright_browser
+from tests.browser.engines import ENGINES, Driver, OfflineHook, missing
+from tests.browser.seed_data import SeededTeam, seed_team_tasks
 from tests.conftest import _create_database, _drop_database
 from tests.e2e.conftest import AppHost, start_app, stop_app
 
@@ -156,3 +163,57 @@ async def finished_team(http: httpx.AsyncClient, account: Account, goal: str) ->
         return dict((await http.get(f"/api/teams/{team_id}", headers=account.headers)).json())
 
     return dict(await wait_until(fetch, lambda t: t["status"] in ("completed", "failed", "cancelled"), 60))
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    reason = missing(request.param)
+    if reason is not None:
+        pytest.skip(f"{request.param}: {reason}")
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+async def engine_browser(engine: str) -> AsyncIterator[Any]:
+    """Playwright's browser for chromium and firefox; for webkit the X display its sessions open on."""
+    if engine == "webkit":
+        xvfb = Xvfb()
+        display = await asyncio.to_thread(xvfb.start)
+        yield display
+        await asyncio.to_thread(xvfb.stop)
+    else:
+        async with playwright_browser(engine) as browser:
+            yield browser
+
+
+@pytest.fixture
+def offline_hook() -> OfflineHook | None:
+    """How `context.set_offline` is done on an engine without network emulation (a module may give one)."""
+    return None
+
+
+@pytest.fixture
+async def driver(engine: str, engine_browser: Any, dashboard_host: AppHost,
+                 offline_hook: OfflineHook | None) -> AsyncIterator[Driver]:
+    if engine == "webkit":
+        made: Driver = await new_selenium_driver(engine_browser, dashboard_host.base_url, offline_hook)
+    else:
+        made = await new_playwright_driver(engine, engine_browser, dashboard_host.base_url)
+    yield made
+    errors = list(getattr(made, "errors", []))
+    await made.close()
+    assert errors == [], f"uncaught errors in the page: {errors}"
+
+
+@pytest.fixture
+async def seeded_team(http: httpx.AsyncClient, account: Account, dashboard_database_url: str) -> SeededTeam:
+    """The team the seed's team and task specs open: the company's newest (first) team card."""
+    older = await http.post("/api/teams", headers=account.headers,
+                            json={"goal": "Chart the coast of Hispaniola", "name": "Chart the coast"})
+    assert older.status_code == 201, older.text
+    response = await http.post("/api/teams", headers=account.headers, json={
+        "goal": "Build a web scraper for product prices", "name": "Price scraper", "budget_usd": 10})
+    assert response.status_code == 201, response.text
+    team_id = str(response.json()["id"])
+    tasks = await asyncio.to_thread(seed_team_tasks, dashboard_database_url, team_id)
+    return SeededTeam(team_id, tasks)

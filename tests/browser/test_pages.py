@@ -56,15 +56,34 @@ async def test_create_team_shows_success_and_the_new_card(page, account):
     await page.get_by_role("link", name="Teams", exact=True).click()
     await expect(page.locator(".team-card")).to_have_count(0)
     await page.get_by_role("button", name="Create Team").click()
+    # While the form is open its submit is the only "Create Team" button in the page.
+    await expect(page.locator("button", has_text="Create Team")).to_have_count(1)
+    await expect(page.locator("form button[type=submit]")).to_have_text("Create Team")
     await page.fill('textarea[name="goal"]', "Find the buried treasure of Isla de Muerta")
     await page.fill('input[name="budget_usd"]', "3.5")
-    await page.get_by_role("button", name="Create", exact=True).click()
+    await page.get_by_role("button", name="Create Team").click()
     await expect(page.get_by_text("Team created successfully")).to_be_visible()
     card = page.locator(".team-card")
     await expect(card).to_have_count(1)
     await expect(card).to_contain_text("Find the buried treasure of Isla de Muerta")
     await expect(card.get_by_test_id("status-badge")).to_have_text("pending")
     await expect(card).to_contain_text("of $3.50")
+    await expect(page.locator("form")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Create Team")).to_be_visible()
+
+
+async def test_a_card_opens_from_anywhere_on_it_and_from_the_keyboard(page, account, http):
+    team = await finished_team(http, account, "Sail around the Horn")
+    await login(page, account)
+    await page.goto("/teams")
+    # A corner of the card, inside its padding: not the title link, not any text (the list may redraw
+    # meanwhile, which a locator click survives).
+    await page.locator(".team-card").first.click(position={"x": 6, "y": 6})
+    await expect(page).to_have_url(re.compile(f"/teams/{team['id']}$"))
+
+    await page.locator(".task-card .task-title").first.focus()
+    await page.keyboard.press("Enter")
+    await expect(page).to_have_url(re.compile(f"/tasks/{team['tasks'][0]['id']}$"))
 
 
 async def test_team_detail_shows_goal_members_tasks_progress_and_cost(page, account, http):
@@ -97,7 +116,8 @@ async def test_filters_show_only_tasks_in_that_status_and_survive_a_reload(page,
     visible = page.locator(".task-card:visible")
 
     await page.get_by_test_id("filter-in-progress").click()
-    await expect(visible).to_have_count(0)
+    await expect(cards).to_have_count(0)  # filtered-out cards are not in the DOM at all
+    await expect(page.get_by_test_id("task-list")).to_contain_text("No task matches this filter")
     await expect(page.get_by_test_id("filter-in-progress")).to_have_attribute("aria-pressed", "true")
     await page.get_by_test_id("filter-completed").click()
     await expect(visible).to_have_count(len(team["tasks"]))

@@ -37,8 +37,13 @@ export function h(tag, props, ...children) {
   return el;
 }
 
+/** svg("rect", {attrs}, child...), or svg("title", "text") (as h(), props may be left out). */
 export function svg(tag, attrs, ...children) {
   const el = document.createElementNS(SVG_NS, tag);
+  if (attrs && (attrs instanceof Node || typeof attrs !== "object" || Array.isArray(attrs))) {
+    children.unshift(attrs);
+    attrs = null;
+  }
   for (const [key, value] of Object.entries(attrs || {})) el.setAttribute(key, String(value));
   append(el, children);
   return el;

@@ -7,6 +7,7 @@ import { badge, clear, debounce, errorText, h, money, pending, toast } from "../
 import { LiveFeed } from "../live.js";
 import { liveOutput } from "../stream.js";
 import { connectionBadge } from "./parts.js";
+import { planGraph, RunFacts, runTimeline } from "./plan_views.js";
 import { costChart, messageItem, taskCard } from "./team_parts.js";
 
 const FILTERS = [
@@ -61,6 +62,10 @@ export async function team(main, { params, query }) {
   const escalationSlot = h("div");
   const cards = new Map();
   const live = liveOutput({ memberName: (id) => members.get(id)?.name });
+  const facts = new RunFacts();
+  team.tasks.forEach((t) => facts.seed(t));
+  const graphSlot = h("div", { testid: "plan-graph" });
+  const timelineSlot = h("div", { testid: "run-timeline" });
 
   clear(main).append(h("section.page.team-page",
     h("nav.crumbs", { "aria-label": "Breadcrumb" }, h("a", { href: "/teams" }, "Teams"), " / ", team.name),
@@ -75,6 +80,9 @@ export async function team(main, { params, query }) {
       h("section.panel", { "aria-labelledby": "h-cost" }, h("h2", { id: "h-cost" }, "Cost"),
         meter, h("p", spentText, h("span.muted.budget")), chart)),
     resultSlot,
+    h("div.views",
+      h("section.panel", { "aria-labelledby": "h-graph" }, h("h2", { id: "h-graph" }, "Plan"), graphSlot),
+      h("section.panel", { "aria-labelledby": "h-timeline" }, h("h2", { id: "h-timeline" }, "Run timeline"), timelineSlot)),
     h("div.columns",
       h("section", { "aria-labelledby": "h-tasks" },
         h("h2", { id: "h-tasks" }, "Tasks"), filterBar, taskList),
@@ -127,38 +135,60 @@ export async function team(main, { params, query }) {
     return FILTERS.find(([id]) => id === filter)[2](task.status);
   }
 
+  /** Only the tasks the filter shows are in the list (a filtered-out card is not in the DOM). */
   function renderTasks() {
     const items = [...tasks.values()];
     cards.clear();
     const fragment = document.createDocumentFragment();
     for (const task of items) {
+      if (!visible(task)) continue;
       const el = taskCard(task, members);
-      el.hidden = !visible(task);
       cards.set(task.id, el);
       fragment.append(el);
     }
     taskList.replaceChildren(fragment);
     if (!items.length) taskList.append(h("li.empty", "The manager has not planned any tasks yet."));
+    else if (!cards.size) taskList.append(h("li.empty", "No task matches this filter."));
     renderProgress();
+    scheduleViews();
   }
 
   function patchTask(task) {
     const old = cards.get(task.id);
-    if (!old) return renderTasks();
+    if (!old || !visible(task)) return renderTasks(); // it joins or leaves the filtered list: keep plan order
     const el = taskCard(task, members);
-    el.hidden = !visible(task);
     old.replaceWith(el);
     cards.set(task.id, el);
     renderProgress();
+    scheduleViews();
   }
 
   function setFilter(id) {
     filter = id;
     for (const button of filterBar.children) button.setAttribute("aria-pressed", String(button.dataset.filter === id));
-    for (const task of tasks.values()) cards.get(task.id).hidden = !visible(task);
+    renderTasks();
     const url = id === "all" ? location.pathname : `${location.pathname}?status=${id}`;
     history.replaceState(null, "", url);
   }
+
+  function renderViews() {
+    const all = [...tasks.values()];
+    const now = Date.now();
+    graphSlot.replaceChildren(planGraph(all, facts, now));
+    timelineSlot.replaceChildren(runTimeline(all, facts, team, now));
+  }
+
+  // Live events arrive in bursts (a backfill replays a whole run): draw at most once a frame.
+  let viewsFrame = 0;
+  function scheduleViews() {
+    if (!viewsFrame) viewsFrame = requestAnimationFrame(() => { viewsFrame = 0; renderViews(); });
+  }
+  // While tasks run, their bars grow with the clock.
+  const ticker = setInterval(() => {
+    if (!TERMINAL.has(team.status) && [...facts.byTask.values()].some((f) => f.start !== null && f.end === null)) {
+      scheduleViews();
+    }
+  }, 1000);
 
   function addMessage(message) {
     if (!message.id || messageIds.has(message.id)) return;
@@ -200,7 +230,10 @@ export async function team(main, { params, query }) {
     try {
       const fresh = await api.get(`/api/teams/${teamId}`);
       Object.assign(team, fresh);
-      for (const t of fresh.tasks) tasks.set(t.id, { ...tasks.get(t.id), ...t });
+      for (const t of fresh.tasks) {
+        tasks.set(t.id, { ...tasks.get(t.id), ...t });
+        facts.seed(t);
+      }
       for (const m of fresh.members || []) members.set(m.id, m);
       renderMembers();
       renderHead();
@@ -212,19 +245,23 @@ export async function team(main, { params, query }) {
   function apply(event) {
     if (live.handle(event)) return;
     const d = event.data || {};
+    if (facts.apply(event)) scheduleViews();
     switch (event.type) {
       case "team.status_changed":
         if (d.version == null || d.version > team.version) {
           team.status = d.to;
           if (d.version != null) team.version = d.version;
+          if (d.to === "planning" && !team.started_at) team.started_at = event.at;
+          if (TERMINAL.has(d.to) && !team.completed_at) team.completed_at = event.at;
           renderHead();
+          scheduleViews();
           if (TERMINAL.has(d.to)) refreshTeam();
         }
         break;
       case "task.created":
         if (!tasks.has(event.task_id)) {
           tasks.set(event.task_id, { id: event.task_id, title: d.title, status: d.status || "pending", version: 1,
-            revision_count: 0, assigned_to: null });
+            revision_count: 0, assigned_to: null, dependencies: d.dependencies || [] });
           renderTasks();
         }
         break;
@@ -264,6 +301,11 @@ export async function team(main, { params, query }) {
   renderMembers();
   renderCost();
   renderTasks();
+  cancelAnimationFrame(viewsFrame);
+  viewsFrame = 0;
+  performance.mark("gp:views-start");
+  renderViews(); // the first drawing is part of the page's render (the benchmark measures it)
+  performance.measure("gp:views", "gp:views-start");
   performance.mark("gp:team-rendered");
   taskList.dataset.rendered = String(tasks.size);
 
@@ -273,6 +315,8 @@ export async function team(main, { params, query }) {
   api.get(`/api/teams/${teamId}/messages?limit=200`).then((all) => all.forEach(addMessage)).catch(() => {});
   return () => {
     feed.stop();
+    clearInterval(ticker);
+    cancelAnimationFrame(viewsFrame);
     refreshCosts.cancel();
     refreshEscalations.cancel();
     refreshTeam.cancel();

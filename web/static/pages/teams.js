@@ -7,6 +7,7 @@ import { connectionBadge } from "./parts.js";
 
 const TERMINAL = new Set(["completed", "failed", "cancelled"]);
 
+/** The whole card opens the team: its title link is stretched over the card (keyboard: the link). */
 function card(team) {
   return h("article.team-card", { dataset: { teamId: team.id } },
     h("header.card-head", h("h2", h("a", { href: `/teams/${team.id}` }, team.name || "Untitled team")), badge(team.status)),
@@ -19,7 +20,7 @@ function card(team) {
 
 function createForm(onCreated, onCancel) {
   const form = h("form.panel.stack", { "aria-labelledby": "create-title" },
-    h("h2", { id: "create-title" }, "Create a team"),
+    h("h2", { id: "create-title" }, "New team"),
     h("div.field", h("label", { for: "goal" }, "Goal"),
       h("textarea", { id: "goal", name: "goal", rows: 3, required: true, maxlength: 10000,
         placeholder: "What should the team achieve? e.g. Build a web scraper for product prices" })),
@@ -31,7 +32,7 @@ function createForm(onCreated, onCancel) {
         h("input", { id: "workers", name: "workers", type: "number", min: "1", max: "12", value: "3" }))),
     h("label.check", h("input", { type: "checkbox", name: "auto_start" }), "Start right away"),
     h("p.form-error", { role: "alert" }),
-    h("div.actions", h("button.primary", { type: "submit" }, "Create"),
+    h("div.actions", h("button.primary", { type: "submit" }, "Create Team"),
       h("button", { type: "button", onclick: onCancel }, "Cancel")));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
@@ -66,19 +67,21 @@ export async function teams(main, { query }) {
   const list = h("div.cards", { "aria-live": "polite" }, pending());
   const status = connectionBadge();
   const formSlot = h("div");
-  const createButton = h("button.primary", { type: "button", "aria-expanded": "false", onclick: () => toggleForm(true) },
-    "Create Team");
-  main.append(h("section.page",
-    h("header.page-head", h("h1", "Teams"), h("div.head-tools", status.el, createButton)), formSlot, list));
+  const createButton = h("button.primary", { type: "button", onclick: () => toggleForm(true) }, "Create Team");
+  const tools = h("div.head-tools", status.el, createButton);
+  main.append(h("section.page", h("header.page-head", h("h1", "Teams"), tools), formSlot, list));
 
   const cards = new Map();
   let feed = null;
 
+  // While the form is open its submit is the one "Create Team" button: the header one leaves the DOM.
   function toggleForm(open) {
     clear(formSlot);
-    createButton.setAttribute("aria-expanded", String(open));
-    createButton.hidden = open;
-    if (!open) return createButton.focus();
+    if (!open) {
+      tools.append(createButton);
+      return createButton.focus();
+    }
+    createButton.remove();
     const form = createForm((team) => {
       toast("Team created successfully");
       show([team, ...[...cards.values()].map((c) => c.team)]);
