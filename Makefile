@@ -21,10 +21,10 @@ run: $(STAMP)
 	$(PY) -m devhost serve
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup --cov=shared --cov-report=term --cov-fail-under=85 -q
+	$(PY) -m pytest -n 2 --dist loadgroup --max-worker-restart=0 --cov=shared --cov-report=term --cov-fail-under=85 -q
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadgroup -q -m "not slow and not browser"
+	$(PY) -m pytest -n 2 --dist loadgroup --max-worker-restart=0 -q -m "not slow and not browser"
 
 lint: $(STAMP)
 	$(PY) -m pip install --quiet -r requirements-lint.txt
