@@ -21,6 +21,7 @@ from shared.agents.llm import (
 )
 from shared.agents.runner import ToolTurn
 from shared.agents.schemas import StepOutput, Summary, TaskBrief
+from shared.agents.structured import estimate_prompt_tokens
 from shared.agents.worker import ToolExchange, ToolResult, execute_step
 from shared.domain.costs import PriceTable
 from shared.domain.failures import ClassifiedFailure, FailureType
@@ -68,6 +69,13 @@ class Deltas:
 
     async def __call__(self, text: str) -> None:
         self.texts.append(text)
+
+
+def test_the_token_estimate_counts_the_arguments_of_earlier_tool_calls():
+    call = ToolCallRequest("call_1", "everything.echo", {"message": "x" * 3000})
+    without = estimate_prompt_tokens([*PROMPT, Message("assistant", "")])
+    with_call = estimate_prompt_tokens([*PROMPT, Message("assistant", "", tool_calls=(call,))])
+    assert with_call - without >= 1000
 
 
 def test_both_providers_say_they_use_tools(http_client):
