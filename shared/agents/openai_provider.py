@@ -4,6 +4,11 @@ Every call streams (`stream=True`, `stream_options.include_usage`), so usage is 
 count even when the answer is invalid. The chunks are accumulated here rather than with the SDK's
 `chat.completions.stream()` helper: that helper raises on `finish_reason: length` before the caller
 can bill the call as invalid output, and it would parse with the bare schema, without our messages.
+
+Tools are function calling: `tools` of `type: function`, the calls arriving as `delta.tool_calls`
+pieces (by `index`: the id and name first, the arguments in fragments) assembled here. The history
+goes back in the API's own shape: an assistant message with `tool_calls`, then one `role: "tool"`
+message per call (`tool_call_id`).
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx2
@@ -19,7 +24,18 @@ import openai
 from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import BaseModel
 
-from shared.agents.llm import CallLimits, Completion, Message, OnDelta, StructuredOutput, ToolSpec, elapsed_ms
+from shared.agents.llm import (
+    CallLimits,
+    Completion,
+    Message,
+    OnDelta,
+    ProviderOutputInvalid,
+    StructuredOutput,
+    ToolCallRequest,
+    ToolSpec,
+    elapsed_ms,
+    wire_name,
+)
 from shared.agents.provider_errors import (
     classify_http_error,
     garbage_body_failure,
@@ -33,6 +49,7 @@ from shared.agents.structured import (
     strict_json_schema,
     with_schema_instruction,
 )
+from shared.agents.tool_wire import ToolArgumentsInvalid, ToolNames, parameters_schema, parse_arguments, wire_id
 from shared.domain.costs import OFFICIAL, PriceTable
 from shared.domain.failures import ClassifiedFailure, FailureType
 
@@ -41,17 +58,37 @@ LOCAL_SERVER_API_KEY = "not-needed-by-local-servers"
 
 
 def to_openai(messages: list[Message]) -> list[ChatCompletionMessageParam]:
+    """Our messages in the chat completions shape: an assistant turn's tool calls as `tool_calls`
+    (function name on the wire, arguments as a JSON string), each result a `role: "tool"` message."""
     converted: list[ChatCompletionMessageParam] = []
     for message in messages:
         if message.role == "system":
             converted.append({"role": "system", "content": message.content})
         elif message.role == "user":
             converted.append({"role": "user", "content": message.content})
-        elif message.role == "tool":  # no tool use here yet (supports_tools is False): results as text
-            converted.append({"role": "user", "content": f"[tool result of {message.name}]\n{message.content}"})
+        elif message.role == "tool":
+            converted.append({"role": "tool", "tool_call_id": wire_id(message.tool_call_id or ""),
+                              "content": message.content})
+        elif message.tool_calls:
+            converted.append({
+                "role": "assistant",
+                "content": message.content or None,
+                "tool_calls": [{"id": wire_id(call.id), "type": "function",
+                                "function": {"name": wire_name(call.name),
+                                             "arguments": json.dumps(call.arguments, ensure_ascii=False)}}
+                               for call in message.tool_calls],
+            })
         else:
             converted.append({"role": "assistant", "content": message.content})
     return converted
+
+
+def function_tools(tools: Sequence[ToolSpec]) -> list[dict[str, Any]]:
+    """`tools` of a chat completions request. Not `strict`: MCP input schemas are free JSON Schema,
+    outside the strict subset (every property required, no extra keywords)."""
+    return [{"type": "function", "function": {"name": tool.wire_name, "description": tool.description,
+                                              "parameters": parameters_schema(tool.input_schema)}}
+            for tool in tools]
 
 
 def response_format(schema: type[BaseModel], *, compatible_server: bool, max_tokens: int | None) -> dict[str, Any]:
@@ -67,8 +104,18 @@ def response_format(schema: type[BaseModel], *, compatible_server: bool, max_tok
 
 
 @dataclass
+class _ToolCallParts:
+    """One streamed tool call: `id` and `name` arrive once, `arguments` in pieces."""
+
+    id: str = ""
+    name: str = ""
+    arguments: list[str] = field(default_factory=list)
+
+
+@dataclass
 class _Accumulated:
     text: list[str] = field(default_factory=list)
+    tool_calls: dict[int, _ToolCallParts] = field(default_factory=dict)
     refusal: list[str] = field(default_factory=list)
     finish_reason: str | None = None
     model: str | None = None
@@ -80,7 +127,7 @@ class _Accumulated:
 
 class OpenAIProvider:
     name = "openai"
-    supports_tools = False  #: function calling arrives with the streaming rewrite of this provider (issue 15)
+    supports_tools = True  #: function calling (`tools` / `tool_calls`), also on compatible servers
 
     def __init__(
         self,
@@ -126,10 +173,11 @@ class OpenAIProvider:
         on_delta: OnDelta | None = None,
         tools: Sequence[ToolSpec] = (),
     ) -> Completion:
-        if tools:
-            raise ClassifiedFailure(FailureType.UNKNOWN, "this OpenAI provider does not use tools")
         prompt = self._prompt(messages, schema)
         extra: dict[str, Any] = {}
+        names = ToolNames.of(tools, messages)
+        if tools:
+            extra["tools"] = function_tools(tools)
         if schema is not None and self.structured_output == "json_schema":
             extra["response_format"] = response_format(
                 schema, compatible_server=self.compatible,
@@ -163,7 +211,7 @@ class OpenAIProvider:
         except (json.JSONDecodeError, httpx2.DecodingError) as exc:  # a data line that is not JSON
             raise garbage_body_failure(self.name, f"invalid JSON in the stream ({exc})") from exc
         return self._to_completion(got, schema=schema, requested_model=model, max_tokens=max_tokens,
-                                   latency_ms=elapsed_ms(started), prompt=prompt)
+                                   latency_ms=elapsed_ms(started), prompt=prompt, names=names)
 
     @staticmethod
     def _take(chunk: ChatCompletionChunk, got: _Accumulated) -> str:
@@ -190,6 +238,20 @@ class OpenAIProvider:
         refusal = getattr(delta, "refusal", None)
         if isinstance(refusal, str) and refusal:
             got.refusal.append(refusal)
+        for piece in getattr(delta, "tool_calls", None) or ():
+            index = getattr(piece, "index", None)
+            parts = got.tool_calls.setdefault(index if isinstance(index, int) else len(got.tool_calls),
+                                              _ToolCallParts())
+            call_id = getattr(piece, "id", None)
+            if isinstance(call_id, str) and call_id:
+                parts.id = call_id
+            function = getattr(piece, "function", None)
+            name = getattr(function, "name", None)
+            if isinstance(name, str) and name:
+                parts.name = name
+            arguments = getattr(function, "arguments", None)
+            if isinstance(arguments, str) and arguments:
+                parts.arguments.append(arguments)
         content = getattr(delta, "content", None)
         if isinstance(content, str) and content:
             got.text.append(content)
@@ -205,6 +267,7 @@ class OpenAIProvider:
         max_tokens: int,
         latency_ms: float,
         prompt: list[Message],
+        names: ToolNames,
     ) -> Completion:
         if not got.chunks_with_choices:
             what = "no chunks" if not got.chunks else "chunks without choices"
@@ -220,10 +283,16 @@ class OpenAIProvider:
         # Some compatible servers omit usage; an estimate keeps the budget honest where zero would not.
         input_tokens = got.prompt_tokens if got.prompt_tokens is not None else estimate_tokens(
             "".join(m.content for m in prompt))
-        output_tokens = got.completion_tokens if got.completion_tokens is not None else estimate_tokens(text)
+        output_tokens = got.completion_tokens if got.completion_tokens is not None else estimate_tokens(
+            text + "".join("".join(c.arguments) for c in got.tool_calls.values()))
         # A compatible server's models are priced by settings under the name the app asked for (llama.cpp
         # reports a file path); OpenAI's own API reports the dated snapshot it served.
         model = requested_model if self.compatible or not got.model else got.model
+        truncated_at = max_tokens if got.finish_reason == "length" else None
+        if got.tool_calls:
+            return self._tool_completion(got, text=text, names=names, input_tokens=input_tokens,
+                                         output_tokens=output_tokens, model=model, latency_ms=latency_ms,
+                                         truncated_at=truncated_at)
         return finish_completion(
             text=text,
             schema=schema,
@@ -233,5 +302,27 @@ class OpenAIProvider:
             provider=self.name,
             latency_ms=latency_ms,
             price=self.prices.price_for(model),
-            truncated_at=max_tokens if got.finish_reason == "length" else None,
+            truncated_at=truncated_at,
         )
+
+    def _tool_completion(self, got: _Accumulated, *, text: str, names: ToolNames, input_tokens: int,
+                         output_tokens: int, model: str, latency_ms: float, truncated_at: int | None
+                         ) -> Completion:
+        """The model asked for tools: the assembled calls (under the app's tool names), in stream order.
+        Arguments that are not a JSON object are invalid output, billed like any other."""
+        completion = finish_completion(text=text, schema=None, input_tokens=input_tokens,
+                                       output_tokens=output_tokens, model=model, provider=self.name,
+                                       latency_ms=latency_ms, price=self.prices.price_for(model))
+        calls: list[ToolCallRequest] = []
+        try:
+            for position, (_, parts) in enumerate(sorted(got.tool_calls.items()), start=1):
+                name = names.app_name(parts.name)
+                calls.append(ToolCallRequest(id=parts.id or f"call_{position}", name=name,
+                                             arguments=parse_arguments("".join(parts.arguments), tool=name)))
+        except ToolArgumentsInvalid as exc:
+            message = str(exc)
+            if truncated_at is not None:
+                message = (f"the answer was cut off at the {truncated_at}-token limit inside a tool call; "
+                           "call the tool again with shorter arguments")
+            raise ProviderOutputInvalid(message, completion=completion) from None
+        return replace(completion, tool_calls=tuple(calls))

@@ -133,8 +133,10 @@ MESSAGE_OVERHEAD_TOKENS = 4
 
 
 def estimate_prompt_tokens(messages: list[Message], schema: type[BaseModel] | None = None) -> int:
-    """An upper estimate of a request's input tokens (the documented fallback of `count_tokens`)."""
+    """An upper estimate of a request's input tokens (the documented fallback of `count_tokens`); an
+    assistant turn's tool calls count too (their names and arguments go back on the wire)."""
     chars = sum(len(m.content) for m in messages)
+    chars += sum(len(c.name) + len(json.dumps(c.arguments, ensure_ascii=False)) for m in messages for c in m.tool_calls)
     if schema is not None:
         chars += len(json.dumps(schema.model_json_schema(), separators=(",", ":")))
     return math.ceil(chars / BUDGET_CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(messages)

@@ -4,6 +4,10 @@ A scripted success body (`anthropic_message`, `openai_completion`) is sent as th
 events when the request asks to stream, as both providers always do: Anthropic's `message_start`,
 `content_block_delta`s, `message_delta` with the usage, `message_stop`; OpenAI's `chat.completion.chunk`s,
 a final usage chunk when `stream_options.include_usage` is set, and `data: [DONE]`.
+
+Tool calls stream as the APIs send them: Anthropic's `tool_use` content blocks (`content_block_start`
+with the id and name, the input as `input_json_delta` fragments); OpenAI's `delta.tool_calls` (the id
+and name in the first piece of each index, the arguments string in fragments), `finish_reason: tool_calls`.
 """
 
 from __future__ import annotations
@@ -129,16 +133,23 @@ def sse_events(path: str, reply: Reply, request: dict[str, Any]) -> list[bytes]:
 
 
 def anthropic_events(message: dict[str, Any], pieces: int = 3) -> list[bytes]:
-    text = "".join(b.get("text", "") for b in message.get("content", []) if b.get("type") == "text")
     usage = dict(message.get("usage") or {})
     start = {**message, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
-    events = [_sse({"type": "message_start", "message": start}, "message_start"),
-              _sse({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
-                   "content_block_start")]
-    events += [_sse({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": piece}},
-                    "content_block_delta") for piece in _pieces(text, pieces)]
-    events += [_sse({"type": "content_block_stop", "index": 0}, "content_block_stop"),
-               _sse({"type": "message_delta", "delta": {"stop_reason": message.get("stop_reason"),
+    events = [_sse({"type": "message_start", "message": start}, "message_start")]
+    for index, block in enumerate(message.get("content") or []):
+        if block.get("type") == "tool_use":
+            opening = {**block, "input": {}}
+            deltas = [{"type": "input_json_delta", "partial_json": piece}
+                      for piece in _pieces(json.dumps(block.get("input") or {}), pieces)]
+        else:
+            opening = {"type": "text", "text": ""}
+            deltas = [{"type": "text_delta", "text": piece} for piece in _pieces(block.get("text", ""), pieces)]
+        events.append(_sse({"type": "content_block_start", "index": index, "content_block": opening},
+                           "content_block_start"))
+        events += [_sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta")
+                   for delta in deltas]
+        events.append(_sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
+    events += [_sse({"type": "message_delta", "delta": {"stop_reason": message.get("stop_reason"),
                                                         "stop_sequence": None},
                      "usage": {"output_tokens": usage.get("output_tokens", 0)}}, "message_delta"),
                _sse({"type": "message_stop"}, "message_stop")]
@@ -156,6 +167,13 @@ def openai_chunks(completion: dict[str, Any], pieces: int = 3, *, include_usage:
 
     events = [chunk({"role": "assistant", "content": ""})]
     events += [chunk({"content": piece}) for piece in _pieces(message.get("content") or "", pieces)]
+    for index, call in enumerate(message.get("tool_calls") or []):
+        function = call["function"]
+        arguments = _pieces(function["arguments"], pieces) or [""]
+        events.append(chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
+                                             "function": {"name": function["name"], "arguments": arguments[0]}}]}))
+        events += [chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+                   for piece in arguments[1:]]
     if message.get("refusal"):
         events.append(chunk({"refusal": message["refusal"]}))
     events.append(chunk({}, choice["finish_reason"]))
@@ -183,6 +201,18 @@ def anthropic_message(
         "stop_sequence": None,
         "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
     }
+
+
+def anthropic_tool_use(calls: list[tuple[str, str, dict[str, Any]]], *, text: str = "", input_tokens: int,
+                       output_tokens: int, stop_reason: str = "tool_use") -> dict[str, object]:
+    """A message that asks for tools: optional text, then one `tool_use` block per (id, name, input)."""
+    message = anthropic_message(text, input_tokens=input_tokens, output_tokens=output_tokens,
+                                stop_reason=stop_reason)
+    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks += [{"type": "tool_use", "id": call_id, "name": name, "input": arguments}
+               for call_id, name, arguments in calls]
+    message["content"] = blocks
+    return message
 
 
 def anthropic_error(kind: str, message: str) -> dict[str, object]:
@@ -216,6 +246,20 @@ def openai_completion(
             "total_tokens": prompt_tokens + completion_tokens,
         },
     }
+
+
+def openai_tool_calls(calls: list[tuple[str, str, dict[str, Any] | str]], *, text: str | None = None,
+                      prompt_tokens: int, completion_tokens: int, finish_reason: str = "tool_calls"
+                      ) -> dict[str, object]:
+    """A chat completion that asks for tools: one tool call per (id, name, arguments); arguments given as
+    a string are sent as they are (to script arguments that are not JSON)."""
+    completion = openai_completion(text, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                                   finish_reason=finish_reason)
+    message: dict[str, Any] = completion["choices"][0]["message"]  # type: ignore[index]
+    message["tool_calls"] = [{"id": call_id, "type": "function", "function": {
+        "name": name, "arguments": arguments if isinstance(arguments, str) else json.dumps(arguments)}}
+        for call_id, name, arguments in calls]
+    return completion
 
 
 def openai_error(code: str, message: str, kind: str = "invalid_request_error") -> dict[str, object]:

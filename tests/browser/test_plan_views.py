@@ -1,6 +1,6 @@
 """The team page's plan graph and run timeline, on Chromium, Firefox and WebKit: they draw a live run
-without a reload, highlight the critical path by task time, and mark revision rounds and escalations
-as their events arrive."""
+without a reload, highlight the critical path by task time, and mark revision rounds, escalations and
+tool calls (name and status) as their events arrive."""
 
 from __future__ import annotations
 
@@ -75,7 +75,7 @@ async def test_the_critical_path_is_the_longest_chain_by_task_time(page, seeded_
     await expect(page.locator('[data-testid="run-summary"]')).to_contain_text("1 not started")
 
 
-async def test_revision_rounds_and_escalations_are_marked_as_their_events_arrive(
+async def test_revision_rounds_escalations_and_tool_calls_are_marked_as_their_events_arrive(
     page, seeded_team, account, http, pubsub_connection_string
 ):
     await login(page, account)
@@ -89,11 +89,17 @@ async def test_revision_rounds_and_escalations_are_marked_as_their_events_arrive
     parser = next(t for t in seeded_team.tasks if t["title"] == "Write the parser")
     store = next(t for t in seeded_team.tasks if t["title"] == "Store prices in a table")
     now = datetime.now(UTC).isoformat()
+    call_id = str(uuid.uuid4())
     pushed = [
         {"type": "task.status_changed", "seq": seq + 1, "team_id": seeded_team.id, "task_id": parser["id"], "at": now,
          "data": {"from": "review", "to": "revision_requested", "version": 50, "revision_count": 1}},
         {"type": "escalation.created", "seq": seq + 2, "team_id": seeded_team.id, "task_id": store["id"], "at": now,
          "data": {"id": str(uuid.uuid4()), "reason": "the reviewer gave up", "failure_type": "invalid_output"}},
+        {"type": "tool.call_requested", "seq": seq + 3, "team_id": seeded_team.id, "task_id": parser["id"], "at": now,
+         "data": {"call_id": call_id, "step_number": 2, "server": "rec", "tool": "note", "arguments": {},
+                  "approval": "auto", "status": "requested"}},
+        {"type": "tool.call_finished", "seq": seq + 4, "team_id": seeded_team.id, "task_id": parser["id"], "at": now,
+         "data": {"call_id": call_id, "step_number": 2, "server": "rec", "tool": "note", "status": "succeeded"}},
     ]
     service = WebPubSubServiceClient.from_connection_string(pubsub_connection_string, hub="ghost_pirates")
     async with service:
@@ -104,4 +110,9 @@ async def test_revision_rounds_and_escalations_are_marked_as_their_events_arrive
     await expect(page.locator(f'.plan-graph .node[data-task-id="{parser["id"]}"]')).to_have_attribute(
         "data-status", "revision_requested")
     await expect(page.locator('[data-testid="run-summary"]')).to_contain_text("1 revision round")
+    tool = page.locator(f'.run-timeline .bar[data-task-id="{parser["id"]}"] .mark.tool')
+    await expect(tool).to_have_count(1)
+    await expect(tool).to_have_attribute("data-tool", "rec.note")
+    await expect(tool).to_have_attribute("data-status", "succeeded")
+    await expect(page.locator('[data-testid="run-summary"]')).to_contain_text("1 tool call")
     await wait_until(lambda: page.driver.query(".task-card"), lambda cards: len(cards) == len(SEED_TASKS), 5)

@@ -16,6 +16,8 @@ class Exchange:
     request: dict[str, Any]
     usage: dict[str, int] | None = None
     text: str = ""
+    tool_call_deltas: list[dict[str, Any]] = field(default_factory=list)  #: each `delta.tool_calls` piece
+    finish_reason: str | None = None
 
     def prompt(self) -> str:
         return "\n".join(str(m.get("content", "")) for m in self.request.get("messages", []))
@@ -76,4 +78,7 @@ class RecordingProxy:
         if data.get("usage"):
             exchange.usage = {k: v for k, v in data["usage"].items() if isinstance(v, int)}
         for choice in data.get("choices") or []:
-            exchange.text += (choice.get("delta") or {}).get("content") or ""
+            delta = choice.get("delta") or {}
+            exchange.text += delta.get("content") or ""
+            exchange.tool_call_deltas += delta.get("tool_calls") or []
+            exchange.finish_reason = choice.get("finish_reason") or exchange.finish_reason

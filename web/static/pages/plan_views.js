@@ -1,15 +1,19 @@
 // Pictures of a team's plan and run, drawn as inline SVG by the page (no chart library: a few
 // hundred nodes and bars are cheap to build with DOM calls, and the CSP allows no inline style):
 // - planGraph: tasks as nodes coloured by status, dependency edges, the critical path highlighted;
-// - runTimeline: one bar per task from start to finish, revision rounds and escalations marked,
-//   the team's wall time beside the sum of task times.
+// - runTimeline: one bar per task from start to finish, revision rounds, escalations and tool calls
+//   marked (a tool call: a dot at its request, coloured by its status, named in its tooltip), the
+//   team's wall time beside the sum of task times.
 // Both are pure functions of (tasks, run facts, now): the team page redraws them from live events.
 
 import { h, svg } from "../dom.js";
 
 const TERMINAL = new Set(["completed", "failed"]);
 
-/** What the event stream says about each task's run: start, end, revision and escalation times. */
+/** What the event stream says about each task's run: start, end, revision and escalation times, and
+ * its tool calls. The tool calls come from the same events the task page follows (`tool.call_*`, each
+ * with its `call_id`; a tool_approval `escalation.created` names its `tool_call_id`), replayed from the
+ * team's first event by the live feed's backfill, so no request per task is needed. */
 export class RunFacts {
   constructor() {
     this.byTask = new Map();
@@ -19,7 +23,7 @@ export class RunFacts {
   of(taskId) {
     let facts = this.byTask.get(taskId);
     if (!facts) {
-      facts = { start: null, end: null, revisions: [], escalations: [] };
+      facts = { start: null, end: null, revisions: [], escalations: [], tools: new Map() };
       this.byTask.set(taskId, facts);
     }
     return facts;
@@ -47,12 +51,42 @@ export class RunFacts {
       return true;
     }
     if (event.type === "escalation.created") {
-      if (event.task_id) return addOnce(this.of(event.task_id).escalations, at, 2000);
+      const approval = Boolean(d.tool_call_id && event.task_id)
+        && this.toolCall(event.task_id, d.tool_call_id, at, { status: "awaiting_approval" });
+      if (event.task_id) return addOnce(this.of(event.task_id).escalations, at, 2000) || approval;
       return addOnce(this.teamEscalations, at);
+    }
+    const status = TOOL_EVENT_STATUS[event.type];
+    if (status && event.task_id && d.call_id) {
+      const name = d.server ? `${d.server}.${d.tool}` : "";
+      return this.toolCall(event.task_id, d.call_id, at, { name, status: status === true ? d.status : status });
     }
     return false;
   }
+
+  /** A tool call's latest state (events are applied in seq order, so the last one wins); it stays
+   * placed at its first event, the request. */
+  toolCall(taskId, callId, at, { name = "", status }) {
+    const calls = this.of(taskId).tools;
+    let call = calls.get(callId);
+    if (!call) {
+      call = { id: callId, at, name: "", status: "requested" };
+      calls.set(callId, call);
+    }
+    if (at < call.at) call.at = at;
+    if (name) call.name = name;
+    if (status) call.status = status;
+    return true;
+  }
 }
+
+/** The status a tool event gives its call (true: the status the event carries). */
+const TOOL_EVENT_STATUS = {
+  "tool.call_requested": true,
+  "tool.call_approved": "approved",
+  "tool.call_started": "running",
+  "tool.call_finished": true,
+};
 
 /** Add a time unless one within `near` ms is there (a status change and its escalation row). */
 function addOnce(list, at, near = 0) {
@@ -255,10 +289,12 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
     const running = f.end === null && !TERMINAL.has(task.status);
     const end = f.end ?? (running ? now : t1); // a finished task whose end no event told: up to what is known
     labels.append(svg("text", { x: 0, y: y + BAR_H, class: "row-label" }, short(task.title, 24)));
+    const calls = [...f.tools.values()].sort((a, b) => a.at - b.at);
     const bar = svg("g", { class: `bar s-${task.status}${running ? " running" : ""}`, "data-task-id": task.id },
       svg("title", `${task.title}: ${task.status}, ${seconds(end - f.start)}${
         f.revisions.length ? `, ${f.revisions.length} revision round${f.revisions.length > 1 ? "s" : ""}` : ""}${
-        f.escalations.length ? `, escalated ${f.escalations.length}×` : ""}`),
+        f.escalations.length ? `, escalated ${f.escalations.length}×` : ""}${
+        calls.length ? `, tool calls: ${calls.map((c) => `${c.name || "tool"} ${c.status}`).join(", ")}` : ""}`),
       svg("rect", { x: x(f.start), y: y + 2, width: pct(Math.max((end - f.start) / span, 0.002)), height: BAR_H, rx: 3 }));
     // A mark is a small shape at a time: a nested svg placed in percent, the shape drawn around its origin.
     for (const at of f.revisions) {
@@ -269,21 +305,29 @@ export function runTimeline(tasks, facts, team, now = Date.now()) {
       bar.append(svg("svg", { x: x(at), y, overflow: "visible" },
         svg("path", { class: "mark escalation", d: `M-5 0h10l-5 ${ROW_H - 3}z` })));
     }
+    for (const call of calls) {
+      bar.append(svg("svg", { x: x(call.at), y, overflow: "visible" },
+        svg("circle", { class: `mark tool t-${call.status}`, cx: 0, cy: 2 + BAR_H / 2, r: 3.5,
+          "data-call-id": call.id, "data-tool": call.name, "data-status": call.status },
+        svg("title", `${call.name || "tool call"}: ${call.status.replace("_", " ")}`))));
+    }
     rows.append(bar);
   });
   chart.append(axis, rows);
   const revisions = started.reduce((n, r) => n + r.f.revisions.length, 0);
   const escalations = started.reduce((n, r) => n + r.f.escalations.length, 0) + facts.teamEscalations.length;
+  const toolCalls = started.reduce((n, r) => n + r.f.tools.size, 0);
   return h("div.timeline-view",
     h("p.run-summary", { testid: "run-summary" },
       h("span", h("span.muted", "Wall time "), h("strong", { testid: "wall-time" }, seconds(wall))),
       h("span", h("span.muted", "Sum of task times "), h("strong", { testid: "task-time" }, seconds(sum))),
       h("span", h("span.muted", "Parallelism "), h("strong", wall > 0 ? `${(sum / wall).toFixed(1)}×` : "—")),
       h("span.muted", `${revisions} revision round${revisions === 1 ? "" : "s"} ◆ · ${escalations} escalation${
-        escalations === 1 ? "" : "s"} ▼${waiting ? ` · ${waiting} not started` : ""}`)),
+        escalations === 1 ? "" : "s"} ▼${toolCalls ? ` · ${toolCalls} tool call${toolCalls === 1 ? "" : "s"} ●` : ""}${
+        waiting ? ` · ${waiting} not started` : ""}`)),
     h("div.scroll", h("div.timeline-grid", {
       role: "img",
       "aria-label": `Run timeline: ${started.length} tasks started, wall time ${seconds(wall)}, sum of task times ${
-        seconds(sum)}, ${revisions} revision rounds, ${escalations} escalations`,
+        seconds(sum)}, ${revisions} revision rounds, ${escalations} escalations, ${toolCalls} tool calls`,
     }, labels, chart)));
 }
