@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from shared.agents.llm import Completion, LLMProvider, Message, ProviderOutputInvalid
 from shared.domain.costs import OFFICIAL, PriceTable, input_token_bound, worst_case_cost
 from shared.domain.models import Actor
+from shared.failpoints import crash_point
 from shared.services.costs import CallUsage, CostTracker
 
 log = logging.getLogger(__name__)
@@ -73,6 +74,7 @@ class MeteredProvider:
             worst_case_usd=worst_case_cost(model, bound, max_tokens, prices=self.prices), ttl_seconds=self.ttl_seconds,
         )
         self.calls.append(call_id)
+        crash_point("llm.reserved")
         try:
             completion = await self.inner.complete(messages, model=model, schema=schema, max_tokens=max_tokens,
                                                    temperature=temperature, **kwargs)
@@ -86,6 +88,7 @@ class MeteredProvider:
         except Exception:
             await self.costs.release(call_id)  # an error answer carries no usage: nothing to bill
             raise
+        crash_point("llm.returned")
         await self._settle(call_id, completion)
         return completion
 

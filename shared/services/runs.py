@@ -24,6 +24,7 @@ from shared.domain.errors import IllegalTransition
 from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.domain.models import Actor, MemberPublic, PlannedTaskIn, TaskRecord
 from shared.domain.states import TaskStatus, TeamStatus
+from shared.failpoints import crash_point
 from shared.orchestration_names import Verdict
 from shared.services import Services
 from shared.services.metering import CallScope, MeteredProvider
@@ -115,6 +116,7 @@ class TeamRun:
                 return tasks
 
             existing = await self.s.db.atomic(persist)
+            crash_point("plan.committed")
         return {"tasks": _plan_view(existing), "awaiting_approval": scope.approve_plan}
 
     async def load_plan(self, team_id: UUID) -> dict[str, Any]:
@@ -208,7 +210,9 @@ class TeamRun:
             except IllegalTransition as exc:
                 return exc.current
 
-        return await self.s.db.atomic(finish)
+        finished = await self.s.db.atomic(finish)
+        crash_point("summary.committed")
+        return finished
 
     async def _finish(self, team_id: UUID, *, failed_reason: str) -> str:
         try:
@@ -305,6 +309,7 @@ class TeamRun:
                                              message_id=message_id("review", task_id, task.revision_count))
 
             await self.s.db.atomic(approve)
+            crash_point("review.committed")
             return {"verdict": Verdict.APPROVE.value, "feedback": ""}
         unmet = "; ".join(c.criterion for c in review.criteria if not c.met)
         feedback = review.feedback or f"Unmet: {unmet}"
@@ -320,6 +325,7 @@ class TeamRun:
                                          message_id=message_id("review", task_id, task.revision_count))
 
         await self.s.db.atomic(revise)
+        crash_point("review.committed")
         return {"verdict": Verdict.REVISE.value, "feedback": feedback}
 
     async def escalate(self, task_id: UUID, reason: str, failure_type: str, instance_id: str) -> str:

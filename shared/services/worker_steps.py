@@ -24,6 +24,7 @@ from shared.db.database import Tx
 from shared.domain.models import Actor, CheckpointRecord, TaskRecord
 from shared.domain.states import TaskStatus
 from shared.domain.tools import FINISHED
+from shared.failpoints import crash_point
 from shared.services import Services
 from shared.services.metering import MeteredProvider
 from shared.services.tool_servers import TeamTool
@@ -118,6 +119,7 @@ class WorkerSteps:
             saved = await self.s.db.atomic(lambda tx: self._save_tool_request(
                 tx, task, result, tools, step_number=next_step, step_in_round=step_in_round, agent=agent,
                 round_number=round_number, sender=sender))
+            crash_point("step.committed")
             ids = [str(i) for i in saved.step_output.get("tool_calls", [])]
             return {"status": task.status.value, "done": False, "output": "", "tool_calls": ids}
         step = result.value
@@ -136,6 +138,7 @@ class WorkerSteps:
             return created
 
         created = await self.s.db.atomic(save)
+        crash_point("step.committed")
         if created.step_output.get("is_final"):
             return self._done(task, [*checkpoints, created])
         return {"status": task.status.value, "done": False, "output": "", "tool_calls": []}
