@@ -116,6 +116,12 @@ async def fail_team(payload: dict[str, Any]) -> str:
 
 @bp.activity_trigger(input_name="payload")
 @logged
+async def begin_task(payload: dict[str, Any]) -> str:
+    return await (await team_run()).begin(_id(payload, "task_id"))
+
+
+@bp.activity_trigger(input_name="payload")
+@logged
 async def assign_task(payload: dict[str, Any]) -> dict[str, Any]:
     return await (await team_run()).assign(_id(payload, "task_id"))
 

@@ -28,6 +28,7 @@ CRASHES = (
     "plan.committed",  # the plan, its tasks and its message are committed; the activity's result is not
     "llm.reserved:2",  # a worker step's call is reserved and not made
     "llm.returned:2",  # a worker step's call answered; nothing of it is written
+    "llm.settled:2",  # a worker step's call is settled and its checkpoint and message are not written
     "step.committed:2",  # a worker step committed; the Durable backend does not know it yet
     "review.committed:1",  # a review's verdict and message committed
     "llm.returned:3",  # a later call (a step or a review) answered
@@ -80,6 +81,7 @@ def _books(database_url: str, team_id: str) -> dict[str, object]:
 
 async def test_sigkill_at_every_failpoint_then_restart_loses_no_message_and_bills_every_call_once(
         tmp_path: Path, migrated_database_url: str):
+    began = asyncio.get_running_loop().time()
     served = await _serve(tmp_path, migrated_database_url, CRASHES[0])
     killed: list[str] = []
     try:
@@ -93,8 +95,10 @@ async def test_sigkill_at_every_failpoint_then_restart_loses_no_message_and_bill
             assert served.process.returncode == -9, served.log()[-3000:]
             assert f"failpoint {crash_at.split(':')[0]} reached" in served.log()
             killed.append(crash_at)
+            print(f"{asyncio.get_running_loop().time() - began:.1f}s: killed at {crash_at}")
             following = CRASHES[index + 1] if index + 1 < len(CRASHES) else ""
             served = await _serve(tmp_path, migrated_database_url, following)
+            print(f"{asyncio.get_running_loop().time() - began:.1f}s: serving again")
         async with httpx.AsyncClient(base_url=served.base_url, timeout=20) as http:
             assert not await _died_or_finished(served, http, auth, team_id, seconds=60)
     finally:
@@ -104,6 +108,7 @@ async def test_sigkill_at_every_failpoint_then_restart_loses_no_message_and_bill
                 await served.wait_exit(20)
             except TimeoutError:
                 await served.kill()
+    print(f"{asyncio.get_running_loop().time() - began:.1f}s: team finished")
     assert len(killed) >= 5, f"only these failpoints were reached before the team finished: {killed}"
 
     books = _books(migrated_database_url, team_id)
