@@ -1,8 +1,10 @@
 """One worker step, the durable unit of execution: one LLM call and what it leads to, committed together.
 
 The task orchestrator calls `WorkerSteps.run` once per step. The step makes one call (the worker
-agent), then writes, in one transaction, its checkpoint and message and, when the answer asks for
-tools, the requested calls (`tool_calls` rows, `tool.call_requested` events). The orchestrator then
+agent), then writes, in one transaction, the call's cost settlement, its checkpoint and message,
+the task's state (a revision round starts with its first step; the final step hands the task to
+review with its output) and, when the answer asks for tools, the requested calls (`tool_calls` rows,
+`tool.call_requested` events). A crash leaves all of it or none of it. The orchestrator then
 runs each call in its own activity, and the next step continues the conversation with the recorded
 results. A step re-run after a crash resumes after the latest checkpoint of the round; when that
 checkpoint's calls are not all finished, the step makes no LLM call and hands them back to run.
