@@ -272,16 +272,17 @@ class TeamRun:
     async def begin(self, task_id: UUID) -> str:
         """Assign the task to the least loaded matching worker and start it, in one transaction (two
         transitions, each audited); its status. A re-run after either leaves it where it is."""
-        task = await self.s.tasks.get(task_id)
-        if task.status not in (TaskStatus.PENDING, TaskStatus.ASSIGNED):
-            return task.status.value
-        await self._ensure_team_running(task.team_id)
-        chosen = task.assigned_to
-        if task.status == TaskStatus.PENDING:
-            workers = [m for m in await self.s.teams.members(task.team_id) if m.role == "worker"]
-            load = await self._open_load(task.team_id)
-            matching = [m for m in workers if m.specialization == task.specialization] or workers
-            chosen = min(matching, key=lambda m: (load.get(m.id, 0), m.name)).id
+        async with self.s.db.reads():
+            task = await self.s.tasks.get(task_id)
+            if task.status not in (TaskStatus.PENDING, TaskStatus.ASSIGNED):
+                return task.status.value
+            await self._ensure_team_running(task.team_id)
+            chosen = task.assigned_to
+            if task.status == TaskStatus.PENDING:
+                workers = [m for m in await self.s.teams.members(task.team_id) if m.role == "worker"]
+                load = await self._open_load(task.team_id)
+                matching = [m for m in workers if m.specialization == task.specialization] or workers
+                chosen = min(matching, key=lambda m: (load.get(m.id, 0), m.name)).id
 
         async def work(tx: Tx) -> str:
             version = task.version
@@ -334,16 +335,17 @@ class TeamRun:
 
     async def review(self, task_id: UUID) -> dict[str, Any]:
         """Manager review: approve, or request a revision while revisions remain, else ask to escalate."""
-        task = await self.s.tasks.get(task_id)
-        if task.status == TaskStatus.COMPLETED:
-            return {"verdict": Verdict.APPROVE.value, "feedback": ""}
-        if task.status in (TaskStatus.REVISION_REQUESTED, TaskStatus.IN_PROGRESS):
-            return {"verdict": Verdict.REVISE.value, "feedback": task.feedback or ""}
-        if task.status != TaskStatus.REVIEW:
-            return {"verdict": Verdict.STOPPED.value, "status": task.status.value, "feedback": ""}
-        await self._ensure_team_running(task.team_id)
-        manager_id = self._manager(await self.s.teams.members(task.team_id))
-        goal, dependencies = await self._context(task)
+        async with self.s.db.reads():  # one read transaction for what the review reads first
+            task = await self.s.tasks.get(task_id)
+            if task.status == TaskStatus.COMPLETED:
+                return {"verdict": Verdict.APPROVE.value, "feedback": ""}
+            if task.status in (TaskStatus.REVISION_REQUESTED, TaskStatus.IN_PROGRESS):
+                return {"verdict": Verdict.REVISE.value, "feedback": task.feedback or ""}
+            if task.status != TaskStatus.REVIEW:
+                return {"verdict": Verdict.STOPPED.value, "status": task.status.value, "feedback": ""}
+            await self._ensure_team_running(task.team_id)
+            manager_id = self._manager(await self.s.teams.members(task.team_id))
+            goal, dependencies = await self._context(task)
         metered = self._metered(task.team_id, "review", task_id=task_id, member_id=manager_id)
         try:
             return await self._review(task, metered, manager_id, goal, dependencies)

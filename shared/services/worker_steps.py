@@ -89,42 +89,48 @@ class WorkerSteps:
         transaction), and the final step hands the task to review in its own transaction: `status` is
         then `review` and there is nothing to submit.
         """
-        task = await self.s.tasks.get(task_id)
-        if task.status not in STEPPABLE:
-            return {"status": task.status.value, "done": True, "output": task.output or "", "tool_calls": []}
-        await self.ensure_team_running(task.team_id)
-        round_number = task.revision_count
-        all_checkpoints = await self.s.checkpoints.list(task_id)
-        checkpoints = [c for c in all_checkpoints if c.state.get("round") == round_number]
-        if checkpoints and checkpoints[-1].step_output.get("is_final"):
+        async with self.s.db.reads():  # one read transaction for everything the step reads first
+            task = await self.s.tasks.get(task_id)
+            if task.status not in STEPPABLE:
+                return {"status": task.status.value, "done": True, "output": task.output or "", "tool_calls": []}
+            await self.ensure_team_running(task.team_id)
+            round_number = task.revision_count
+            all_checkpoints = await self.s.checkpoints.list(task_id)
+            checkpoints = [c for c in all_checkpoints if c.state.get("round") == round_number]
+            finished = bool(checkpoints and checkpoints[-1].step_output.get("is_final"))
+            if not finished:
+                calls = await self.s.tool_calls.records(task_id)
+                if checkpoints and is_tool_request(checkpoints[-1]):
+                    status = {str(c.id): c.status for c in calls}
+                    pending = [i for i in checkpoints[-1].step_output.get("tool_calls", [])
+                               if status.get(i) not in FINISHED]
+                    if pending:
+                        return {"status": task.status.value, "done": False, "output": "", "tool_calls": pending}
+                steps = [c for c in checkpoints if not is_tool_request(c)]
+                last_step = steps[-1].step_number if steps else 0
+                turns = [(c.step_number, str(c.state.get("assistant_text", ""))) for c in checkpoints
+                         if is_tool_request(c) and c.step_number > last_step]
+                member = task.assigned_to
+                agent = Actor(type="agent", id=str(member))
+                provider = self.provider_for(task.team_id, task_id, member, agent)
+                offered = await self._offered_tools(task, provider, len(turns))
+                goal, dependencies = await self.context(task) if self.context is not None else ("", [])
+                names = {m.id: m.name for m in await self.s.teams.members(task.team_id)}
+        if finished:
             return await self._submit(task, checkpoints)  # the round's work is done (a step saved before an upgrade)
-        calls = await self.s.tool_calls.records(task_id)
-        if checkpoints and is_tool_request(checkpoints[-1]):
-            status = {str(c.id): c.status for c in calls}
-            pending = [i for i in checkpoints[-1].step_output.get("tool_calls", []) if status.get(i) not in FINISHED]
-            if pending:
-                return {"status": task.status.value, "done": False, "output": "", "tool_calls": pending}
-        steps = [c for c in checkpoints if not is_tool_request(c)]
-        last_step = steps[-1].step_number if steps else 0
-        turns = [(c.step_number, str(c.state.get("assistant_text", ""))) for c in checkpoints
-                 if is_tool_request(c) and c.step_number > last_step]
-        step_in_round = len(steps) + 1
-        member = task.assigned_to
-        agent = Actor(type="agent", id=str(member))
-        provider = self.provider_for(task.team_id, task_id, member, agent)
         try:
-            return await self._step(task, provider, all_checkpoints, checkpoints, steps, calls, turns,
-                                    step_in_round=step_in_round, agent=agent)
+            return await self._step(task, provider, all_checkpoints, checkpoints, steps, calls, turns, offered,
+                                    goal, dependencies, sender=names.get(member, "Worker") if member else "Worker",
+                                    agent=agent)
         finally:
             await provider.settle_leftovers()  # a step that did not commit still pays for its calls
 
     async def _step(self, task: TaskRecord, provider: MeteredProvider, all_checkpoints: Sequence[CheckpointRecord],
                     checkpoints: Sequence[CheckpointRecord], steps: Sequence[CheckpointRecord],
-                    calls: Sequence[Any], turns: list[tuple[int, str]], *, step_in_round: int,
-                    agent: Actor) -> dict[str, Any]:
+                    calls: Sequence[Any], turns: list[tuple[int, str]], offered: list[TeamTool], goal: str,
+                    dependencies: list[DependencyOutput], *, sender: str, agent: Actor) -> dict[str, Any]:
         task_id, member, round_number = task.id, task.assigned_to, task.revision_count
-        offered = await self._offered_tools(task, provider, len(turns))
-        goal, dependencies = await self.context(task) if self.context is not None else ("", [])
+        step_in_round = len(steps) + 1
         result = await worker.execute_step(
             provider, goal=goal, task=brief_of(task), step_number=step_in_round,
             previous_steps=[str(c.step_output.get("content", "")) for c in steps], feedback=task.feedback,
@@ -133,8 +139,6 @@ class WorkerSteps:
             live=self.live(task.team_id, task_id, member) if self.live is not None else None,
             tools=[t.spec for t in offered], tool_turns=self.s.tool_calls.exchanges(list(calls), turns))
         next_step = (all_checkpoints[-1].step_number + 1) if all_checkpoints else 1
-        names = {m.id: m.name for m in await self.s.teams.members(task.team_id)}
-        sender = names.get(member, "Worker") if member else "Worker"
         if isinstance(result, ToolTurn):
             tools = {t.spec.name: t for t in offered}
 
