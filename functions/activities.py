@@ -56,6 +56,11 @@ def logged(activity: Callable[[dict[str, Any]], Awaitable[T]]) -> Callable[[dict
                 return await activity(payload)
             except (DependencyDown, TransientConflict) as exc:
                 raise ClassifiedFailure(FailureType.DATABASE_UNAVAILABLE, exc.detail or str(exc)) from exc
+            except ClassifiedFailure:
+                raise
+            except Exception:  # unclassified: the failure policy sees `unknown`; say what it was
+                log.exception("activity %s failed", activity.__name__)
+                raise
 
     return run
 
