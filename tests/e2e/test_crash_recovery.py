@@ -133,7 +133,9 @@ async def test_sigkill_at_every_failpoint_then_restart_loses_no_message_and_bill
     settled = Counter(purpose for purpose, state, _, _ in costs if state == "settled")  # type: ignore[union-attr]
     # Each committed step carries its own call's settlement, and a call whose step never committed
     # is not settled as if it had (its reservation is billed at its worst case by the sweep).
-    assert settled["execute"] == len(checkpoints)  # type: ignore[arg-type]
+    # (Before the settlement moved into the step's transaction, `llm.settled` left a call settled by a
+    # commit of its own and its step redone: two settled calls for one checkpoint.)
+    assert settled["execute"] == len(checkpoints), "a call settled without its step"  # type: ignore[arg-type]
     assert settled["review"] == len(reviews)  # type: ignore[arg-type]
     assert settled["plan"] == 1 and settled["summary"] == 1
     assert_clean_history(migrated_database_url, team_id)
