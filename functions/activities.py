@@ -56,6 +56,11 @@ def logged(activity: Callable[[dict[str, Any]], Awaitable[T]]) -> Callable[[dict
                 return await activity(payload)
             except (DependencyDown, TransientConflict) as exc:
                 raise ClassifiedFailure(FailureType.DATABASE_UNAVAILABLE, exc.detail or str(exc)) from exc
+            except ClassifiedFailure:
+                raise
+            except Exception:  # unclassified: the failure policy sees `unknown`; say what it was
+                log.exception("activity %s failed", activity.__name__)
+                raise
 
     return run
 
@@ -112,6 +117,12 @@ async def summarize_team(payload: dict[str, Any]) -> str:
 @logged
 async def fail_team(payload: dict[str, Any]) -> str:
     return await (await team_run()).fail(_id(payload, "team_id"), str(payload["reason"]))
+
+
+@bp.activity_trigger(input_name="payload")
+@logged
+async def begin_task(payload: dict[str, Any]) -> str:
+    return await (await team_run()).begin(_id(payload, "task_id"))
 
 
 @bp.activity_trigger(input_name="payload")

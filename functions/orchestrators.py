@@ -21,7 +21,15 @@ import azure.durable_functions as df
 
 from shared.domain.failures import Escalate, FailureHandler, FailureType, Retry, parse_failure
 from shared.domain.planning import ready_tasks
-from shared.orchestration_names import TASK_ORCHESTRATOR, TEAM_ORCHESTRATOR, Activity, Event, TaskResult, Verdict
+from shared.orchestration_names import (
+    TASK_ORCHESTRATOR,
+    TASK_STORY,
+    TEAM_ORCHESTRATOR,
+    Activity,
+    Event,
+    TaskResult,
+    Verdict,
+)
 
 bp = df.Blueprint()
 HANDLER = FailureHandler()
@@ -97,19 +105,24 @@ def wait_for_decision(context: df.DurableOrchestrationContext, hours: float, esc
 
 
 def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
-    """assign → start → execute → review → approve, or revise up to max_revisions → escalate."""
+    """begin (assign + start) → execute (its final step submits) → review → approve, or revise up to
+    max_revisions → escalate."""
     data = _payload(context.get_input())
     task = {"task_id": data["task_id"]}
     hours = float(data.get("escalation_timeout_hours", 24))
     approval_hours = float(data.get("tool_approval_timeout_hours") or hours)
+    lean = int(data.get("story", 1)) >= TASK_STORY  # an instance started before: its history's activities
     try:
-        yield from call(context, Activity.ASSIGN_TASK, task)
-        yield from call(context, Activity.START_TASK, task)
+        if lean:
+            yield from call(context, Activity.BEGIN_TASK, task)
+        else:
+            yield from call(context, Activity.ASSIGN_TASK, task)
+            yield from call(context, Activity.START_TASK, task)
     except StepFailed as failure:
         return (yield from _after_failure(context, task, failure, hours))
     while True:
         try:
-            result = yield from _work_and_review(context, task, approval_hours)
+            result = yield from _work_and_review(context, task, approval_hours, lean)
         except StepFailed as failure:
             if failure.failure_type is FailureType.BUDGET_EXCEEDED:
                 return {"status": TaskResult.BUDGET_EXCEEDED.value, "task_id": task["task_id"]}
@@ -118,7 +131,9 @@ def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
                 return outcome
             continue
         if result["verdict"] == Verdict.APPROVE:
-            return {"status": TaskResult.COMPLETED.value, "task_id": task["task_id"]}
+            # The review read the team's status and budget after its commit: the team needs no TEAM_STATUS.
+            team = {"team": result["team"]} if isinstance(result.get("team"), dict) else {}
+            return {"status": TaskResult.COMPLETED.value, "task_id": task["task_id"], **team}
         if result["verdict"] == Verdict.STOPPED:
             return {"status": result.get("status", TaskResult.FAILED.value), "task_id": task["task_id"]}
         # revisions exhausted: a human decides
@@ -128,18 +143,23 @@ def task_orchestrator(context: df.DurableOrchestrationContext) -> Story:
             return outcome
 
 
-def _work_and_review(context: df.DurableOrchestrationContext, task: dict[str, Any], approval_hours: float) -> Story:
-    """Execute and review until approved, a revision round is needed, or revisions run out."""
+def _work_and_review(context: df.DurableOrchestrationContext, task: dict[str, Any], approval_hours: float,
+                     lean: bool) -> Story:
+    """Execute and review until approved, a revision round is needed, or revisions run out. The final
+    step hands the task to review and a revision round starts with its first step; an older history's
+    `submit_task` / `start_task` replay where it recorded them."""
     while True:
         executed = yield from _execute(context, task, approval_hours)
         if executed["status"] not in ("in_progress", "review"):
             return {"verdict": Verdict.STOPPED.value, "status": executed["status"]}
-        yield from call(context, Activity.SUBMIT_TASK, {**task, "output": executed["output"]})
+        if executed["status"] == "in_progress":  # recorded before the final step submitted
+            yield from call(context, Activity.SUBMIT_TASK, {**task, "output": executed["output"]})
         review = yield from call(context, Activity.REVIEW_TASK, task)
         if review["verdict"] != Verdict.REVISE:
             return review
         context.set_custom_status({"revision_requested": review.get("feedback", "")[:200]})
-        yield from call(context, Activity.START_TASK, task)
+        if not lean:
+            yield from call(context, Activity.START_TASK, task)
 
 
 def _execute(context: df.DurableOrchestrationContext, task: dict[str, Any], approval_hours: float) -> Story:
@@ -198,7 +218,8 @@ def _escalate(context: df.DurableOrchestrationContext, task: dict[str, Any], rea
 
 
 def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
-    """plan → (approval) → active → dependency-ordered fan-out of task orchestrations → summary."""
+    """plan (which activates the team) → (approval) → dependency-ordered fan-out of task orchestrations
+    → summary."""
     data = _payload(context.get_input())
     team = {"team_id": data["team_id"]}
     settings = data.get("settings") or {}
@@ -210,8 +231,14 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
     plan = yield from _plan(context, team, hours, control[Event.CANCEL])
     if "status" in plan:
         return plan
-    status = yield from call(context, Activity.ACTIVATE_TEAM, team)
-    if status != "active":
+    status = plan.get("team_status")
+    if status is None:  # a plan recorded before planning activated the team
+        status = yield from call(context, Activity.ACTIVATE_TEAM, team)
+    if status == "paused":  # paused between the plan's commit and a re-run of it
+        outcome = yield from _paused(context, team, hours, None, control[Event.CANCEL])
+        if outcome is not None:
+            return outcome
+    elif status != "active":
         return {"status": status}
 
     dependencies = {t["id"]: t["dependencies"] for t in plan["tasks"]}
@@ -230,7 +257,7 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
                 attempts[task_id] = attempts.get(task_id, 0) + 1
                 running[task_id] = context.call_sub_orchestrator(
                     TASK_ORCHESTRATOR, {"task_id": task_id, "escalation_timeout_hours": hours,
-                                        "tool_approval_timeout_hours": approval_hours},
+                                        "tool_approval_timeout_hours": approval_hours, "story": TASK_STORY},
                     f"{context.instance_id}:task:{task_id}:{attempts[task_id]}")
         if not running and not over_budget:
             if len(done) == len(dependencies):
@@ -249,6 +276,7 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
             yield from _retry(context, _payload(winner.result), failed)
             continue
 
+        known: dict[str, Any] | None = None  #: the team's state as the finished task's last step read it
         if running:
             winner = yield context.task_any([*running.values(), *control.values()])
             if winner is control[Event.CANCEL]:
@@ -265,13 +293,14 @@ def team_orchestrator(context: df.DurableOrchestrationContext) -> Story:
                 outcome = winner.result if isinstance(winner.result, dict) else {"status": TaskResult.FAILED.value}
                 if outcome.get("status") == TaskResult.COMPLETED:
                     done.add(task_id)
+                    known = outcome["team"] if isinstance(outcome.get("team"), dict) else None
                 elif outcome.get("status") == TaskResult.BUDGET_EXCEEDED:
                     over_budget = True  # it runs again, from its checkpoint, once the budget allows
                 else:
                     failed.add(task_id)
             if over_budget and running:
                 continue  # let the tasks already running reach their own next call first
-        state = yield from call(context, Activity.TEAM_STATUS, team)
+        state = known if known is not None else (yield from call(context, Activity.TEAM_STATUS, team))
         if state["status"] in ("cancelled", "failed", "completed"):
             return {"status": state["status"]}
         budget = over_budget or bool(state["budget_exceeded"])

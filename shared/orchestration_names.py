@@ -9,6 +9,10 @@ from uuid import UUID
 
 TEAM_ORCHESTRATOR = "team_orchestrator"
 TASK_ORCHESTRATOR = "task_orchestrator"
+#: The task orchestration's story, in its input: 2 begins with `begin_task` and starts a revision
+#: round in its first step. An instance without it (started before) replays assign + start and
+#: start_task after a revision request, as its history recorded them.
+TASK_STORY = 2
 
 
 class Event(StrEnum):
@@ -25,21 +29,23 @@ class Event(StrEnum):
 class Activity(StrEnum):
     """Activity function names (functions/activities.py registers one function per member)."""
 
-    PLAN_TEAM = "plan_team"
-    LOAD_PLAN = "load_plan"
-    ACTIVATE_TEAM = "activate_team"
-    TEAM_STATUS = "team_status"
+    PLAN_TEAM = "plan_team"  #: plans and, unless the plan awaits approval, activates the team
+    LOAD_PLAN = "load_plan"  #: the approved plan; activates the team
+    ACTIVATE_TEAM = "activate_team"  #: only replayed by histories recorded before plan/load_plan activated
+    TEAM_STATUS = "team_status"  #: skipped when a finished task's result carries the team's state
     PAUSE_FOR_BUDGET = "pause_for_budget"
     APPLY_BUDGET_DECISION = "apply_budget_decision"
     SUMMARIZE_TEAM = "summarize_team"
     FAIL_TEAM = "fail_team"
-    ASSIGN_TASK = "assign_task"
-    START_TASK = "start_task"
-    EXECUTE_STEP = "execute_step"  #: one worker step: one LLM call, its checkpoint, the tool calls it asks for
+    BEGIN_TASK = "begin_task"  #: assign and start, in one transaction
+    ASSIGN_TASK = "assign_task"  #: only replayed by task histories of story 1 (see TASK_STORY)
+    START_TASK = "start_task"  #: only replayed by task histories of story 1
+    EXECUTE_STEP = "execute_step"  #: one worker step: one LLM call, its checkpoint, the tool calls it asks for;
+    #: the first step of a revision round starts it, the final step submits the task for review
     PREPARE_TOOL_CALL = "prepare_tool_call"  #: opens the approval escalation when the server asks for one
     DECIDE_TOOL_CALL = "decide_tool_call"  #: applies the approval decision (or the timeout's denial)
     RUN_TOOL_CALL = "run_tool_call"  #: executes one tool call unless its result is recorded
-    SUBMIT_TASK = "submit_task"
+    SUBMIT_TASK = "submit_task"  #: only replayed by histories whose final step did not submit
     REVIEW_TASK = "review_task"
     ESCALATE_TASK = "escalate_task"
     APPLY_ESCALATION_DECISION = "apply_escalation_decision"

@@ -28,6 +28,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
@@ -47,6 +48,10 @@ T = TypeVar("T")
 RETRYABLE_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 #: How often `atomic` runs a unit of work that keeps losing to concurrent ones.
 ATOMIC_ATTEMPTS = 4
+
+
+#: The connection `Database.reads` pinned for the current task's reads, if any.
+_PINNED: ContextVar[Conn | None] = ContextVar("gp_pinned_connection", default=None)
 
 
 class TransientConflict(Conflict):
@@ -100,6 +105,10 @@ class Database:
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
+        pinned = _PINNED.get()
+        if pinned is not None:  # inside `reads`: its connection and its transaction
+            yield pinned
+            return
         try:
             async with self.pool.connection() as conn:
                 conn.row_factory = dict_row  # type: ignore[assignment]
@@ -113,8 +122,27 @@ class Database:
             raise DependencyDown("the database is not reachable") from exc
 
     @asynccontextmanager
+    async def reads(self) -> AsyncIterator[None]:
+        """The reads made inside share one connection and one read-only transaction: one commit
+        instead of one per autocommit statement, and one consistent view. For the reads a step makes
+        before its LLM call (never around the call: it would hold the connection). Nothing may write
+        inside (`transaction` refuses)."""
+        if _PINNED.get() is not None:
+            yield
+            return
+        async with self.connection() as conn, conn.transaction():
+            await conn.execute("SET TRANSACTION READ ONLY")
+            token = _PINNED.set(conn)
+            try:
+                yield
+            finally:
+                _PINNED.reset(token)
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Tx]:
         """One transaction; prefer `atomic`, which also re-runs the work after a transient conflict."""
+        if _PINNED.get() is not None:
+            raise RuntimeError("a write inside Database.reads(): leave the reads first")
         async with self.connection() as conn, conn.transaction():
             tx = Tx(conn)
             yield tx

@@ -142,22 +142,23 @@ class CostTracker:
 
     async def settle(self, call_id: UUID, team_id: UUID, usage: CallUsage, actor: Actor) -> BudgetStatus:
         """Bill the call's real usage (once: a second settle of the same call changes nothing)."""
+        return await self.db.atomic(lambda tx: self.settle_in(tx, call_id, team_id, usage, actor))
 
-        async def work(tx: Tx) -> BudgetStatus:
-            call = await repo.lock_call(tx.conn, call_id, team_id)
-            if call is None:
-                raise NotFound("no such LLM call")
-            if call.status not in ("reserved", "estimated"):
-                return await self._budget(tx, team_id)
-            budget = await repo.settle(tx.conn, call, model=usage.model, input_tokens=usage.input_tokens,
-                                       output_tokens=usage.output_tokens, cost=usage.cost_usd)
-            assert budget is not None
-            await self._bill_event(tx, call, budget, model=usage.model, input_tokens=usage.input_tokens,
-                                   output_tokens=usage.output_tokens, cost=usage.cost_usd, actor=actor,
-                                   estimated=False)
-            return _status(budget)
-
-        return await self.db.atomic(work)
+    async def settle_in(self, tx: Tx, call_id: UUID, team_id: UUID, usage: CallUsage, actor: Actor) -> BudgetStatus:
+        """`settle` inside the caller's transaction (a step's: its checkpoint, message and cost commit
+        together). Locks the team row first, as every cost statement does."""
+        call = await repo.lock_call(tx.conn, call_id, team_id)
+        if call is None:
+            raise NotFound("no such LLM call")
+        if call.status not in ("reserved", "estimated"):
+            return await self._budget(tx, team_id)
+        budget = await repo.settle(tx.conn, call, model=usage.model, input_tokens=usage.input_tokens,
+                                   output_tokens=usage.output_tokens, cost=usage.cost_usd)
+        assert budget is not None
+        await self._bill_event(tx, call, budget, model=usage.model, input_tokens=usage.input_tokens,
+                               output_tokens=usage.output_tokens, cost=usage.cost_usd, actor=actor,
+                               estimated=False)
+        return _status(budget)
 
     async def release(self, call_id: UUID) -> None:
         """The call failed without usage: nothing is billed and its reservation goes back."""

@@ -3,6 +3,13 @@ call's worst case before making it and bills the real usage after (`CostTracker`
 
 A call whose worst case does not fit what is left of the budget is not made: `BudgetExhausted`
 (`budget_exceeded`) is raised instead and the team pauses with its budget escalation.
+
+With `defer_settlement` (every step of a team run) the usages of the calls made are kept, and the
+step settles them in its own transaction (`commit`), beside its checkpoint, message and task state:
+a crash leaves either the step with its cost or neither (then the reservation stays until the sweep
+bills it at its worst case, as for a call cut off mid-way). A step that ends without committing
+settles what it used at once (`settle_leftovers`, in its `finally`). The cap stays exact: the
+reservation is made before the call and held until the settlement replaces it.
 """
 
 from __future__ import annotations
@@ -10,18 +17,22 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from pydantic import BaseModel
 
 from shared.agents.llm import Completion, LLMProvider, Message, ProviderOutputInvalid
+from shared.db.database import Database, Tx
 from shared.domain.costs import OFFICIAL, PriceTable, input_token_bound, worst_case_cost
 from shared.domain.models import Actor
+from shared.failpoints import crash_point
 from shared.services.costs import CallUsage, CostTracker
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 #: A reservation outlives the longest a call may take by this much before the sweep bills it.
 RESERVATION_MARGIN_SECONDS = 60.0
@@ -42,7 +53,7 @@ class MeteredProvider:
     """`LLMProvider` around another one: reserve, call, settle (or release when nothing was served)."""
 
     def __init__(self, inner: LLMProvider, costs: CostTracker, scope: CallScope, *,
-                 call_timeout_seconds: float = 600.0) -> None:
+                 call_timeout_seconds: float = 600.0, defer_settlement: bool = False) -> None:
         self.inner = inner
         self.name = inner.name
         self.costs = costs
@@ -52,6 +63,9 @@ class MeteredProvider:
         self.supports_tools = bool(getattr(inner, "supports_tools", False))
         #: The inner provider's prices (a compatible server's models are priced by settings).
         self.prices: PriceTable = getattr(inner, "prices", OFFICIAL)
+        self.defer_settlement = defer_settlement
+        #: Calls answered and not settled yet (with `defer_settlement`), in order.
+        self.unsettled: list[tuple[UUID, CallUsage]] = []
 
     async def count_tokens(self, messages: list[Message], *, model: str, schema: type[BaseModel] | None = None) -> int:
         """Not a call: counted by the inner provider, nothing reserved."""
@@ -73,6 +87,7 @@ class MeteredProvider:
             worst_case_usd=worst_case_cost(model, bound, max_tokens, prices=self.prices), ttl_seconds=self.ttl_seconds,
         )
         self.calls.append(call_id)
+        crash_point("llm.reserved")
         try:
             completion = await self.inner.complete(messages, model=model, schema=schema, max_tokens=max_tokens,
                                                    temperature=temperature, **kwargs)
@@ -86,10 +101,39 @@ class MeteredProvider:
         except Exception:
             await self.costs.release(call_id)  # an error answer carries no usage: nothing to bill
             raise
+        crash_point("llm.returned")
         await self._settle(call_id, completion)
         return completion
 
     async def _settle(self, call_id: UUID, completion: Completion) -> None:
         usage = CallUsage(model=completion.model, input_tokens=completion.input_tokens,
                           output_tokens=completion.output_tokens, cost_usd=completion.cost_usd)
+        if self.defer_settlement:
+            self.unsettled.append((call_id, usage))
+            return
         await self.costs.settle(call_id, self.scope.team_id, usage, self.scope.actor)
+
+    async def settle_in(self, tx: Tx) -> None:
+        """Settle the calls answered so far in `tx` (the step's transaction; safe when it runs again)."""
+        for call_id, usage in self.unsettled:
+            await self.costs.settle_in(tx, call_id, self.scope.team_id, usage, self.scope.actor)
+
+    async def commit(self, db: Database, work: Callable[[Tx], Awaitable[T]]) -> T:
+        """Run the step's `work` and the settlement of its calls in one transaction."""
+
+        async def unit(tx: Tx) -> T:
+            await self.settle_in(tx)  # first: the team row is locked first, and `work` reads the new spend
+            crash_point("llm.settled")  # a SIGKILL here rolls the settlement back with the step
+            return await work(tx)
+
+        result = await db.atomic(unit)
+        self.unsettled.clear()
+        return result
+
+    async def settle_leftovers(self) -> None:
+        """Settle, each in its own transaction, what no step transaction settled (the step raised or
+        ended without writing anything)."""
+        while self.unsettled:
+            call_id, usage = self.unsettled[0]
+            await self.costs.settle(call_id, self.scope.team_id, usage, self.scope.actor)
+            self.unsettled.pop(0)

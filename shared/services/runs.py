@@ -20,10 +20,12 @@ from shared.agents.manager import PLAN_MAX_TOKENS, REVIEW_MAX_TOKENS, SUMMARY_MA
 from shared.agents.roles import AgentBudgets
 from shared.agents.schemas import DependencyOutput, TaskOutcome
 from shared.db.database import Tx
-from shared.domain.errors import IllegalTransition
+from shared.db.repositories import teams as team_repo
+from shared.domain.errors import IllegalTransition, NotFound
 from shared.domain.failures import ClassifiedFailure, FailureType
-from shared.domain.models import Actor, MemberPublic, PlannedTaskIn, TaskRecord
+from shared.domain.models import Actor, MemberPublic, PlannedTaskIn, TaskRecord, TeamScope
 from shared.domain.states import TaskStatus, TeamStatus
+from shared.failpoints import crash_point
 from shared.orchestration_names import Verdict
 from shared.services import Services
 from shared.services.metering import CallScope, MeteredProvider
@@ -67,7 +69,8 @@ class TeamRun:
                  member_id: UUID | None = None, actor: Actor = MANAGER) -> MeteredProvider:
         scope = CallScope(team_id=team_id, purpose=purpose, actor=actor, task_id=task_id, member_id=member_id)
         llm = self.worker_llm if purpose == "execute" else self.llm
-        return MeteredProvider(llm, self.s.costs, scope, call_timeout_seconds=self.call_timeout_seconds)
+        return MeteredProvider(llm, self.s.costs, scope, call_timeout_seconds=self.call_timeout_seconds,
+                               defer_settlement=True)
 
     def _live(self, team_id: UUID, task_id: UUID | None, member_id: UUID | None) -> LiveOutput | None:
         return self.live(team_id, task_id, member_id) if self.live is not None else None
@@ -86,15 +89,26 @@ class TeamRun:
     # --- team level -------------------------------------------------------------------------------
 
     async def plan(self, team_id: UUID) -> dict[str, Any]:
+        """Plan the team (once) and, unless the plan awaits approval, activate it in the same
+        transaction: {"tasks", "awaiting_approval", "team_status"}."""
         scope = await self.s.teams.get_scope(team_id)
+        if scope.status in (TeamStatus.ACTIVE, TeamStatus.PAUSED):
+            # Planned and activated by an earlier run of this step whose result was lost.
+            existing = await self.s.tasks.list_for_team(team_id)
+            return {"tasks": _plan_view(existing), "awaiting_approval": False, "team_status": scope.status.value}
         if scope.status != TeamStatus.PLANNING:
             raise TeamStopped(scope.status.value)
         existing = await self.s.tasks.list_for_team(team_id)
-        if not existing:
-            team = await self.s.teams.get(scope.company_id, team_id)
-            manager_id = self._manager(team.members or [])
-            result = await manager.plan_goal(self._metered(team_id, "plan", member_id=manager_id), goal=team.goal,
-                                             workers=team.workers, model=self.manager_model,
+        if existing:
+            status = TeamStatus.PLANNING.value
+            if not scope.approve_plan:
+                status = await self.s.db.atomic(lambda tx: self._activate(tx, team_id))
+            return {"tasks": _plan_view(existing), "awaiting_approval": scope.approve_plan, "team_status": status}
+        team = await self.s.teams.get(scope.company_id, team_id)
+        manager_id = self._manager(team.members or [])
+        metered = self._metered(team_id, "plan", member_id=manager_id)
+        try:
+            result = await manager.plan_goal(metered, goal=team.goal, workers=team.workers, model=self.manager_model,
                                              max_tasks=self.budgets.max_tasks, max_criteria=self.budgets.max_criteria,
                                              max_tokens=self.budgets.max_tokens(PLAN_MAX_TOKENS),
                                              live=self._live(team_id, None, manager_id))
@@ -103,34 +117,45 @@ class TeamRun:
                                    specialization=t.specialization) for t in result.value.tasks]
             staffing = [(m.name, m.specialization) for m in result.value.members]
 
-            async def persist(tx: Tx) -> list[TaskRecord]:
+            async def persist(tx: Tx) -> tuple[list[TaskRecord], str]:
                 await self.s.teams.staff(team_id, staffing, SYSTEM, tx=tx)
                 tasks = await self.s.tasks.create_plan(team_id, items, SYSTEM, tx=tx)
                 titles = "\n".join(f"{i + 1}. {t.title}" for i, t in enumerate(tasks))
                 await self.s.messages.post(tx=tx, team_id=team_id, sender="Manager", kind="plan", member_id=manager_id,
-                                             content=f"Plan ({result.prompt_version}):\n{titles}",
-                                             message_id=message_id("plan", team_id))
+                                           content=f"Plan ({result.prompt_version}):\n{titles}",
+                                           message_id=message_id("plan", team_id))
                 if scope.approve_plan:
                     await self.s.teams.set_awaiting_plan_approval(team_id, True, SYSTEM, tx=tx)
-                return tasks
+                    return tasks, TeamStatus.PLANNING.value
+                return tasks, await self._activate(tx, team_id)
 
-            existing = await self.s.db.atomic(persist)
-        return {"tasks": _plan_view(existing), "awaiting_approval": scope.approve_plan}
+            existing, status = await metered.commit(self.s.db, persist)
+            crash_point("plan.committed")
+        finally:
+            await metered.settle_leftovers()
+        return {"tasks": _plan_view(existing), "awaiting_approval": scope.approve_plan, "team_status": status}
+
+    async def _activate(self, tx: Tx, team_id: UUID) -> str:
+        try:
+            return (await self.s.teams.move(tx, team_id, TeamStatus.ACTIVE, SYSTEM, sources=(TeamStatus.PLANNING,),
+                                            sets=("awaiting_plan_approval = false",))).status.value
+        except IllegalTransition as exc:
+            return exc.current
 
     async def load_plan(self, team_id: UUID) -> dict[str, Any]:
-        return {"tasks": _plan_view(await self.s.tasks.list_for_team(team_id))}
+        """The approved plan, the team activated with it: {"tasks", "team_status"}."""
+        status = await self.s.db.atomic(lambda tx: self._activate(tx, team_id))
+        return {"tasks": _plan_view(await self.s.tasks.list_for_team(team_id)), "team_status": status}
 
     async def activate(self, team_id: UUID) -> str:
+        """Kept for orchestration histories recorded before `plan` and `load_plan` activated the team."""
         try:
             return (await self.s.teams.activate(team_id, SYSTEM)).status.value
         except IllegalTransition as exc:
             return exc.current
 
     async def status(self, team_id: UUID) -> dict[str, Any]:
-        scope = await self.s.teams.get_scope(team_id)
-        exceeded = scope.budget_usd is not None and scope.spent_usd >= scope.budget_usd
-        return {"status": scope.status.value, "budget_exceeded": exceeded, "spent_usd": str(scope.spent_usd),
-                "budget_usd": None if scope.budget_usd is None else str(scope.budget_usd)}
+        return _state_of(await self.s.teams.get_scope(team_id))
 
     async def pause_for_budget(self, team_id: UUID, instance_id: str) -> dict[str, Any]:
         """Pause the team at its budget (a team still planning stays `planning`) and open, once, the
@@ -186,29 +211,35 @@ class TeamRun:
         team = await self.s.teams.get(scope.company_id, team_id)
         outcomes = [TaskOutcome(title=t.title, status=t.status.value, output=t.output) for t in team.tasks or []]
         manager_id = self._manager(team.members or [])
-        result = await manager.summarize(self._metered(team_id, "summary", member_id=manager_id), goal=team.goal,
-                                         tasks=outcomes, model=self.manager_model,
-                                         context_tokens=self.budgets.context_tokens,
-                                         max_tokens=self.budgets.max_tokens(SUMMARY_MAX_TOKENS),
-                                         live=self._live(team_id, None, manager_id))
-        summary = result.value
-        text = summary.summary
-        if summary.highlights:
-            text += "\n\nHighlights:\n" + "\n".join(f"- {h}" for h in summary.highlights)
-        if summary.follow_ups:
-            text += "\n\nFollow-ups:\n" + "\n".join(f"- {f}" for f in summary.follow_ups)
+        metered = self._metered(team_id, "summary", member_id=manager_id)
+        try:
+            result = await manager.summarize(metered, goal=team.goal, tasks=outcomes, model=self.manager_model,
+                                             context_tokens=self.budgets.context_tokens,
+                                             max_tokens=self.budgets.max_tokens(SUMMARY_MAX_TOKENS),
+                                             live=self._live(team_id, None, manager_id))
+            summary = result.value
+            text = summary.summary
+            if summary.highlights:
+                text += "\n\nHighlights:\n" + "\n".join(f"- {h}" for h in summary.highlights)
+            if summary.follow_ups:
+                text += "\n\nFollow-ups:\n" + "\n".join(f"- {f}" for f in summary.follow_ups)
 
-        async def finish(tx: Tx) -> str:
-            await self.s.messages.post(tx=tx, team_id=team_id, sender="Manager", kind="summary", member_id=manager_id,
-                                         content=text, message_id=message_id("summary", team_id))
-            try:
-                return (await self.s.teams.move(tx, team_id, TeamStatus.COMPLETED, SYSTEM,
-                                                sets=("completed_at = now()", "result = %(result)s"),
-                                                params={"result": text})).status.value
-            except IllegalTransition as exc:
-                return exc.current
+            async def finish(tx: Tx) -> str:
+                await self.s.messages.post(tx=tx, team_id=team_id, sender="Manager", kind="summary",
+                                           member_id=manager_id, content=text,
+                                           message_id=message_id("summary", team_id))
+                try:
+                    return (await self.s.teams.move(tx, team_id, TeamStatus.COMPLETED, SYSTEM,
+                                                    sets=("completed_at = now()", "result = %(result)s"),
+                                                    params={"result": text})).status.value
+                except IllegalTransition as exc:
+                    return exc.current
 
-        return await self.s.db.atomic(finish)
+            finished = await metered.commit(self.s.db, finish)
+            crash_point("summary.committed")
+        finally:
+            await metered.settle_leftovers()
+        return finished
 
     async def _finish(self, team_id: UUID, *, failed_reason: str) -> str:
         try:
@@ -237,6 +268,33 @@ class TeamRun:
         chosen = min(matching, key=lambda m: (load.get(m.id, 0), m.name))
         moved = await self.s.tasks.assign(task_id, chosen.id, SYSTEM, expected_version=task.version)
         return {"status": moved.status.value, "assigned_to": str(chosen.id)}
+
+    async def begin(self, task_id: UUID) -> str:
+        """Assign the task to the least loaded matching worker and start it, in one transaction (two
+        transitions, each audited); its status. A re-run after either leaves it where it is."""
+        async with self.s.db.reads():
+            task = await self.s.tasks.get(task_id)
+            if task.status not in (TaskStatus.PENDING, TaskStatus.ASSIGNED):
+                return task.status.value
+            await self._ensure_team_running(task.team_id)
+            chosen = task.assigned_to
+            if task.status == TaskStatus.PENDING:
+                workers = [m for m in await self.s.teams.members(task.team_id) if m.role == "worker"]
+                load = await self._open_load(task.team_id)
+                matching = [m for m in workers if m.specialization == task.specialization] or workers
+                chosen = min(matching, key=lambda m: (load.get(m.id, 0), m.name)).id
+
+        async def work(tx: Tx) -> str:
+            version = task.version
+            if task.status == TaskStatus.PENDING:
+                version = (await self.s.tasks.move(tx, task_id, TaskStatus.ASSIGNED, SYSTEM, expected_version=version,
+                                                   sets=("assigned_to = %(member_id)s",), params={"member_id": chosen},
+                                                   payload={"assigned_to": str(chosen)})).version
+            return (await self.s.tasks.move(tx, task_id, TaskStatus.IN_PROGRESS, Actor(type="agent", id=str(chosen)),
+                                            expected_version=version, sources=(TaskStatus.ASSIGNED,),
+                                            sets=("started_at = coalesce(t.started_at, now())",))).status.value
+
+        return await self.s.db.atomic(work)
 
     async def _open_load(self, team_id: UUID) -> dict[UUID, int]:
         load: dict[UUID, int] = {}
@@ -277,19 +335,27 @@ class TeamRun:
 
     async def review(self, task_id: UUID) -> dict[str, Any]:
         """Manager review: approve, or request a revision while revisions remain, else ask to escalate."""
-        task = await self.s.tasks.get(task_id)
-        if task.status == TaskStatus.COMPLETED:
-            return {"verdict": Verdict.APPROVE.value, "feedback": ""}
-        if task.status in (TaskStatus.REVISION_REQUESTED, TaskStatus.IN_PROGRESS):
-            return {"verdict": Verdict.REVISE.value, "feedback": task.feedback or ""}
-        if task.status != TaskStatus.REVIEW:
-            return {"verdict": Verdict.STOPPED.value, "status": task.status.value, "feedback": ""}
-        await self._ensure_team_running(task.team_id)
-        manager_id = self._manager(await self.s.teams.members(task.team_id))
-        goal, dependencies = await self._context(task)
-        result = await manager.review_output(self._metered(task.team_id, "review", task_id=task_id,
-                                                           member_id=manager_id),
-                                             goal=goal, task=brief_of(task), output=task.output or "",
+        async with self.s.db.reads():  # one read transaction for what the review reads first
+            task = await self.s.tasks.get(task_id)
+            if task.status == TaskStatus.COMPLETED:
+                return {"verdict": Verdict.APPROVE.value, "feedback": ""}
+            if task.status in (TaskStatus.REVISION_REQUESTED, TaskStatus.IN_PROGRESS):
+                return {"verdict": Verdict.REVISE.value, "feedback": task.feedback or ""}
+            if task.status != TaskStatus.REVIEW:
+                return {"verdict": Verdict.STOPPED.value, "status": task.status.value, "feedback": ""}
+            await self._ensure_team_running(task.team_id)
+            manager_id = self._manager(await self.s.teams.members(task.team_id))
+            goal, dependencies = await self._context(task)
+        metered = self._metered(task.team_id, "review", task_id=task_id, member_id=manager_id)
+        try:
+            return await self._review(task, metered, manager_id, goal, dependencies)
+        finally:
+            await metered.settle_leftovers()
+
+    async def _review(self, task: TaskRecord, metered: MeteredProvider, manager_id: UUID | None, goal: str,
+                      dependencies: list[DependencyOutput]) -> dict[str, Any]:
+        task_id = task.id
+        result = await manager.review_output(metered, goal=goal, task=brief_of(task), output=task.output or "",
                                              revision=task.revision_count, model=self.manager_model,
                                              dependencies=dependencies, context_tokens=self.budgets.context_tokens,
                                              max_tokens=self.budgets.max_tokens(REVIEW_MAX_TOKENS),
@@ -297,15 +363,17 @@ class TeamRun:
         review = result.value
         if review.verdict == "approve":
 
-            async def approve(tx: Tx) -> None:
+            async def approve(tx: Tx) -> dict[str, Any]:
                 await self.s.tasks.approve(task_id, MANAGER, expected_version=task.version, tx=tx)
                 await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, sender="Manager",
-                                             kind="review", member_id=manager_id,
-                                             content=f"Approved “{task.title}”.",
-                                             message_id=message_id("review", task_id, task.revision_count))
+                                           kind="review", member_id=manager_id,
+                                           content=f"Approved “{task.title}”.",
+                                           message_id=message_id("review", task_id, task.revision_count))
+                return await self._team_state(tx, task.team_id)
 
-            await self.s.db.atomic(approve)
-            return {"verdict": Verdict.APPROVE.value, "feedback": ""}
+            team = await metered.commit(self.s.db, approve)
+            crash_point("review.committed")
+            return {"verdict": Verdict.APPROVE.value, "feedback": "", "team": team}
         unmet = "; ".join(c.criterion for c in review.criteria if not c.met)
         feedback = review.feedback or f"Unmet: {unmet}"
         if task.revision_count >= task.max_revisions:
@@ -315,12 +383,20 @@ class TeamRun:
         async def revise(tx: Tx) -> None:
             await self.s.tasks.request_revision(task_id, feedback, MANAGER, expected_version=task.version, tx=tx)
             await self.s.messages.post(tx=tx, team_id=task.team_id, task_id=task_id, sender="Manager", kind="review",
-                                         member_id=manager_id,
-                                         content=f"Revision requested for “{task.title}”: {feedback}",
-                                         message_id=message_id("review", task_id, task.revision_count))
+                                       member_id=manager_id,
+                                       content=f"Revision requested for “{task.title}”: {feedback}",
+                                       message_id=message_id("review", task_id, task.revision_count))
 
-        await self.s.db.atomic(revise)
+        await metered.commit(self.s.db, revise)
+        crash_point("review.committed")
         return {"verdict": Verdict.REVISE.value, "feedback": feedback}
+
+    async def _team_state(self, tx: Tx, team_id: UUID) -> dict[str, Any]:
+        """The team's status and budget as `status` reports them, read in `tx` (after the step's writes)."""
+        scope = await team_repo.scope(tx.conn, team_id)
+        if scope is None:
+            raise NotFound("team not found")
+        return _state_of(scope)
 
     async def escalate(self, task_id: UUID, reason: str, failure_type: str, instance_id: str) -> str:
         """Open the task's escalation (once); its id, which the resolution's signal names."""
@@ -356,6 +432,12 @@ class TeamRun:
         if task.status not in (TaskStatus.FAILED, TaskStatus.ESCALATED):
             return task.status.value
         return (await self.s.tasks.reopen_for_retry(task_id, Actor(type="user", id="retry"))).status.value
+
+
+def _state_of(scope: TeamScope) -> dict[str, Any]:
+    exceeded = scope.budget_usd is not None and scope.spent_usd >= scope.budget_usd
+    return {"status": scope.status.value, "budget_exceeded": exceeded, "spent_usd": str(scope.spent_usd),
+            "budget_usd": None if scope.budget_usd is None else str(scope.budget_usd)}
 
 
 def _plan_view(tasks: Sequence[TaskRecord]) -> list[dict[str, Any]]:

@@ -161,14 +161,94 @@ async def test_failed_task_reopens_for_retry_and_the_team_can_fail(make_team, se
         await execute(team_run, task_id)
 
 
-async def test_a_cancelled_team_stops_review_and_submission(make_team, services, principal, team_run):
+async def test_a_cancelled_team_stops_review_and_the_next_step(make_team, services, principal, team_run):
+    team = await started_team(make_team, services, principal)
+    task_ids = [t["id"] for t in (await team_run.plan(team.id))["tasks"]]
+    for task_id in task_ids[:2]:
+        assert await team_run.begin(task_id) == "in_progress"
+    assert (await execute(team_run, task_ids[0]))["status"] == "review"
+    await services.teams.cancel(team.id, principal.actor)
+    for stopped_step in (team_run.review(task_ids[0]), team_run.execute_step(task_ids[1])):
+        with pytest.raises(ClassifiedFailure) as stopped:
+            await stopped_step
+        assert stopped.value.failure_type is FailureType.TEAM_STOPPED
+
+
+async def test_plan_activates_the_team_in_its_commit_and_a_rerun_returns_the_same_plan(make_team, services,
+                                                                                       principal, team_run):
+    team = await started_team(make_team, services, principal)
+    plan = await team_run.plan(team.id)
+    assert plan["team_status"] == "active" and not plan["awaiting_approval"]
+    before = await counts(services, team.id)
+    assert await team_run.plan(team.id) == plan  # delivered again after the commit: the team is active now
+    assert await counts(services, team.id) == before
+
+
+async def test_begin_assigns_and_starts_in_one_transaction_once(make_team, services, principal, team_run):
     team = await started_team(make_team, services, principal)
     task_id = (await team_run.plan(team.id))["tasks"][0]["id"]
-    await team_run.activate(team.id)
-    await team_run.assign(task_id)
-    await team_run.start(task_id)
-    output = (await execute(team_run, task_id))["output"]
-    await services.teams.cancel(team.id, principal.actor)
-    with pytest.raises(ClassifiedFailure) as stopped:
-        await team_run.submit(task_id, output)
-    assert stopped.value.failure_type is FailureType.TEAM_STOPPED
+    assert await team_run.begin(task_id) == "in_progress"
+    snapshot = await counts(services, team.id)
+    assert await team_run.begin(task_id) == "in_progress"
+    assert await counts(services, team.id) == snapshot
+    async with services.db.connection() as conn:
+        moves = await (await conn.execute(
+            "SELECT payload->>'from' AS source, payload->>'to' AS target, xmin::text AS tx FROM audit_events"
+            " WHERE task_id = %s AND event_type = 'task.status_changed' ORDER BY id", (task_id,))).fetchall()
+    assert [(m["source"], m["target"]) for m in moves] == [("pending", "assigned"), ("assigned", "in_progress")]
+    assert len({m["tx"] for m in moves}) == 1
+    assert (await services.tasks.get(task_id)).assigned_to is not None
+
+
+async def test_each_step_commits_its_checkpoint_message_and_cost_in_one_transaction(make_team, services, principal,
+                                                                                    team_run):
+    """The step path of a whole task: every worker step's checkpoint, message and settled call share
+    one transaction id, the final one's hand-over to review too, and so do the review's verdict,
+    message and call. Nothing stays reserved."""
+    team = await started_team(make_team, services, principal)
+    task_id = (await team_run.plan(team.id))["tasks"][0]["id"]
+    await team_run.begin(task_id)
+    executed = await execute(team_run, task_id)
+    assert executed["status"] == "review" and executed["done"]
+    assert (await services.tasks.get(task_id)).output == executed["output"]
+    reviewed = await team_run.review(task_id)
+    async with services.db.connection() as conn:
+        steps = await (await conn.execute(
+            "SELECT c.step_number, c.xmin::text AS checkpoint_tx, m.xmin::text AS message_tx FROM checkpoints c"
+            " JOIN messages m ON m.task_id = c.task_id AND m.kind = 'step'"
+            " AND m.content LIKE '%%step ' || (c.step_output->>'step_in_round') || ':%%'"
+            " WHERE c.task_id = %s ORDER BY c.step_number", (task_id,))).fetchall()
+        calls = await (await conn.execute(
+            "SELECT purpose, status, xmin::text AS tx FROM cost_tracking WHERE task_id = %s ORDER BY id",
+            (task_id,))).fetchall()
+        moves = await (await conn.execute(
+            "SELECT payload->>'to' AS target, xmin::text AS tx FROM audit_events WHERE task_id = %s"
+            " AND event_type = 'task.status_changed' ORDER BY id", (task_id,))).fetchall()
+        review_message = await (await conn.execute(
+            "SELECT xmin::text AS tx FROM messages WHERE task_id = %s AND kind = 'review'", (task_id,))).fetchone()
+        budget = await (await conn.execute("SELECT reserved_usd FROM teams WHERE id = %s", (team.id,))).fetchone()
+    execute_calls = [c for c in calls if c["purpose"] == "execute"]
+    assert len(steps) == len(execute_calls) >= 2 and all(c["status"] == "settled" for c in calls)
+    for step, call in zip(steps, execute_calls, strict=True):
+        assert step["checkpoint_tx"] == step["message_tx"] == call["tx"]
+    to_review = next(m for m in moves if m["target"] == "review")
+    assert to_review["tx"] == steps[-1]["checkpoint_tx"]
+    review_call = next(c for c in calls if c["purpose"] == "review")
+    verdict = next(m for m in moves if m["target"] in ("completed", "revision_requested"))
+    assert review_call["tx"] == verdict["tx"] == review_message["tx"]
+    assert budget["reserved_usd"] == 0
+    if reviewed["verdict"] == "approve":
+        assert reviewed["team"]["status"] == "active"
+
+
+async def test_a_revision_round_starts_with_its_first_step(make_team, services, principal, team_run):
+    team = await started_team(make_team, services, principal)
+    task_id = (await team_run.plan(team.id))["tasks"][0]["id"]
+    await team_run.begin(task_id)
+    await execute(team_run, task_id)
+    task = await services.tasks.get(task_id)
+    await services.tasks.request_revision(task_id, "add a test", Actor.system(), expected_version=task.version)
+    step = await team_run.execute_step(task_id)
+    revised = await services.tasks.get(task_id)
+    assert revised.status == (TaskStatus.REVIEW if step["done"] else TaskStatus.IN_PROGRESS)
+    assert revised.revision_count == 1

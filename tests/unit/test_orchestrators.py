@@ -8,7 +8,11 @@ from functions.orchestrators import task_orchestrator, team_orchestrator
 from shared.domain.failures import ClassifiedFailure, FailureType
 from tests.unit.fake_durable import PENDING, FakeContext, run
 
-TASK = {"task_id": "t1"}
+TASK = {"task_id": "t1", "story": 2}
+#: The input of a task orchestration started before `begin_task` (its history replays the old activities).
+TASK_STORY_1 = {"task_id": "t1"}
+#: What the review's commit read of the team (carried to the team orchestration in the task's result).
+TEAM_STATE = {"status": "active", "budget_exceeded": False, "spent_usd": "0.01", "budget_usd": None}
 
 
 def failing(failure_type: FailureType, times: int, then: Any):
@@ -27,11 +31,12 @@ def failing(failure_type: FailureType, times: int, then: Any):
 
 def task_activities(**overrides):
     activities = {
+        "begin_task": lambda p: "in_progress",
         "assign_task": lambda p: {"status": "assigned"},
         "start_task": lambda p: "in_progress",
-        "execute_step": lambda p: {"status": "in_progress", "done": True, "output": "the work", "tool_calls": []},
+        "execute_step": lambda p: {"status": "review", "done": True, "output": "the work", "tool_calls": []},
         "submit_task": lambda p: "review",
-        "review_task": lambda p: {"verdict": "approve", "feedback": ""},
+        "review_task": lambda p: {"verdict": "approve", "feedback": "", "team": TEAM_STATE},
         "escalate_task": lambda p: "esc-1",
         "apply_escalation_decision": lambda p: {"retry": "in_progress", "skip": "completed",
                                                 "provide_input": "completed", "fail": "failed"}[p["action"]],
@@ -41,19 +46,38 @@ def task_activities(**overrides):
     return activities
 
 
-def test_task_happy_path_assigns_starts_executes_reviews_and_completes():
+def test_task_happy_path_begins_executes_reviews_and_completes_with_the_team_state_it_read():
     ctx = FakeContext(TASK, task_activities())
+    assert run(task_orchestrator, ctx) == {"status": "completed", "task_id": "t1", "team": TEAM_STATE}
+    # begin = assign + start; the final step submitted the task for review
+    assert ctx.activity_names() == ["begin_task", "execute_step", "review_task"]
+
+
+def test_task_revision_round_starts_in_its_first_step_then_completes():
+    reviews = iter([{"verdict": "revise", "feedback": "add tests"}, {"verdict": "approve", "feedback": ""}])
+    ctx = FakeContext(TASK, task_activities(review_task=lambda p: next(reviews)))
     assert run(task_orchestrator, ctx) == {"status": "completed", "task_id": "t1"}
-    assert ctx.activity_names() == ["assign_task", "start_task", "execute_step", "submit_task", "review_task"]
+    assert ctx.activity_names() == ["begin_task", "execute_step", "review_task", "execute_step", "review_task"]
+
+
+def test_a_task_history_from_before_begin_task_replays_assign_start_submit_and_start_again():
+    """An instance started by the previous story (no `story` in its input, steps that did not submit)
+    schedules the activities its history recorded, in the same order."""
+    reviews = iter([{"verdict": "revise", "feedback": "add tests"}, {"verdict": "approve", "feedback": ""}])
+    old_step = {"status": "in_progress", "done": True, "output": "the work", "tool_calls": []}
+    ctx = FakeContext(TASK_STORY_1, task_activities(review_task=lambda p: next(reviews),
+                                                    execute_step=lambda p: old_step))
+    assert run(task_orchestrator, ctx) == {"status": "completed", "task_id": "t1"}
+    assert ctx.activity_names() == ["assign_task", "start_task", "execute_step", "submit_task", "review_task",
+                                    "start_task", "execute_step", "submit_task", "review_task"]
     assert ctx.calls[3][1]["output"] == "the work"
 
 
-def test_task_revision_round_reworks_then_completes():
-    reviews = iter([{"verdict": "revise", "feedback": "add tests"}, {"verdict": "approve", "feedback": ""}])
-    ctx = FakeContext(TASK, task_activities(review_task=lambda p: next(reviews)))
+def test_a_final_step_that_did_not_submit_is_submitted_by_the_orchestrator():
+    old_step = {"status": "in_progress", "done": True, "output": "the work", "tool_calls": []}
+    ctx = FakeContext(TASK, task_activities(execute_step=lambda p: old_step))
     assert run(task_orchestrator, ctx)["status"] == "completed"
-    assert ctx.activity_names() == ["assign_task", "start_task", "execute_step", "submit_task", "review_task",
-                                    "start_task", "execute_step", "submit_task", "review_task"]
+    assert ctx.activity_names() == ["begin_task", "execute_step", "submit_task", "review_task"]
 
 
 def test_task_retries_with_growing_backoff_then_succeeds():
@@ -132,13 +156,15 @@ PLAN = {"tasks": [
     {"id": "a", "title": "A", "status": "pending", "dependencies": []},
     {"id": "b", "title": "B", "status": "pending", "dependencies": []},
     {"id": "c", "title": "C", "status": "pending", "dependencies": ["a", "b"]},
-], "awaiting_approval": False}
+], "awaiting_approval": False, "team_status": "active"}
+#: A plan recorded before planning activated the team.
+PLAN_STORY_1 = {key: value for key, value in PLAN.items() if key != "team_status"}
 
 
 def team_activities(**overrides):
     activities = {
         "plan_team": lambda p: PLAN,
-        "load_plan": lambda p: PLAN,
+        "load_plan": lambda p: {"tasks": PLAN["tasks"], "team_status": "active"},
         "activate_team": lambda p: "active",
         "team_status": lambda p: {"status": "active", "budget_exceeded": False},
         "pause_for_budget": lambda p: {"status": "paused", "escalation_id": "esc-budget"},
@@ -164,16 +190,44 @@ def test_team_runs_tasks_in_dependency_order_within_the_parallel_limit_and_compl
     ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=completed_tasks)
     assert run(team_orchestrator, ctx) == {"status": "completed"}
     assert [c["task_id"] for c in ctx.sub_calls] == ["a", "b", "c"]
-    assert ctx.activity_names()[:2] == ["plan_team", "activate_team"]
+    assert all(c["story"] == 2 for c in ctx.sub_calls)
+    assert ctx.activity_names()[0] == "plan_team" and "activate_team" not in ctx.activity_names()
     assert ctx.activity_names()[-1] == "summarize_team"
 
 
+def test_tasks_that_carry_the_team_state_spare_the_team_status_activity():
+    def outcome(name, payload):
+        return {"status": "completed", "task_id": payload["task_id"], "team": TEAM_STATE}
+
+    ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=outcome)
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    assert ctx.activity_names() == ["plan_team", "summarize_team"]
+
+
+def test_a_team_state_carried_by_a_task_that_shows_the_budget_reached_pauses_the_team():
+    def outcome(name, payload):
+        over = payload["task_id"] == "a"
+        return {"status": "completed", "task_id": payload["task_id"], "team": {**TEAM_STATE, "budget_exceeded": over}}
+
+    ctx = FakeContext(TEAM, team_activities(), sub_orchestrators=outcome,
+                      events={"escalation_resolved": [BUDGET_RAISED]})
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    names = ctx.activity_names()
+    assert names.index("pause_for_budget") < names.index("apply_budget_decision") < names.index("summarize_team")
+
+
+def test_a_team_history_from_before_planning_activated_replays_activate_team():
+    ctx = FakeContext(TEAM, team_activities(plan_team=lambda p: PLAN_STORY_1), sub_orchestrators=completed_tasks)
+    assert run(team_orchestrator, ctx) == {"status": "completed"}
+    assert ctx.activity_names()[:2] == ["plan_team", "activate_team"]
+
+
 def test_team_waits_for_plan_approval_then_runs_the_approved_plan():
-    awaiting = {**PLAN, "awaiting_approval": True}
+    awaiting = {**PLAN, "awaiting_approval": True, "team_status": "planning"}
     ctx = FakeContext(TEAM, team_activities(plan_team=lambda p: awaiting), sub_orchestrators=completed_tasks,
                       events={"plan_approved": [{"edited": True}]})
     assert run(team_orchestrator, ctx) == {"status": "completed"}
-    assert ctx.activity_names()[:3] == ["plan_team", "load_plan", "activate_team"]
+    assert ctx.activity_names()[:2] == ["plan_team", "load_plan"] and "activate_team" not in ctx.activity_names()
 
 
 def test_team_budget_exceeded_pauses_with_an_escalation_and_resumes_when_resolved():
@@ -250,12 +304,12 @@ def test_every_activity_of_both_orchestrators_retries_a_transient_database_error
 
     task = FakeContext(TASK, {name: once_down(answer) for name, answer in task_activities().items()})
     assert run(task_orchestrator, task)["status"] == "completed"
-    assert len(task.timers) == 5  # assign, start, execute, submit, review: each failed once, then worked
+    assert len(task.timers) == 3  # begin, execute, review: each failed once, then worked
 
     team = FakeContext(TEAM, {name: once_down(answer) for name, answer in team_activities().items()},
                        sub_orchestrators=completed_tasks)
     assert run(team_orchestrator, team) == {"status": "completed"}
-    assert set(team.activity_names()) >= {"plan_team", "activate_team", "team_status", "summarize_team"}
+    assert set(team.activity_names()) >= {"plan_team", "team_status", "summarize_team"}
     assert len(team.timers) == len(set(team.activity_names()))
 
     escalated = FakeContext(TASK, {**{n: once_down(a) for n, a in task_activities().items()},

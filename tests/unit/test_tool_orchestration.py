@@ -10,7 +10,7 @@ from shared.domain.failures import ClassifiedFailure, FailureType
 from tests.unit.fake_durable import FakeContext, run
 from tests.unit.test_orchestrators import task_activities
 
-TASK = {"task_id": "t1", "escalation_timeout_hours": 24, "tool_approval_timeout_hours": 2}
+TASK = {"task_id": "t1", "escalation_timeout_hours": 24, "tool_approval_timeout_hours": 2, "story": 2}
 
 
 def steps(*answers: dict[str, Any]):
@@ -37,7 +37,7 @@ def tool_activities(*, prepare=None, decide=None, run_call=None, **overrides):
 
 TOOL_STEP = {"status": "in_progress", "done": False, "output": "", "tool_calls": ["c1", "c2"]}
 NEXT_STEP = {"status": "in_progress", "done": False, "output": "", "tool_calls": []}
-FINAL = {"status": "in_progress", "done": True, "output": "cites the tools", "tool_calls": []}
+FINAL = {"status": "review", "done": True, "output": "cites the tools", "tool_calls": []}  # submitted
 
 
 def test_each_worker_step_is_an_activity_and_each_requested_call_runs_before_the_next_step():
@@ -45,11 +45,9 @@ def test_each_worker_step_is_an_activity_and_each_requested_call_runs_before_the
     ctx = FakeContext(TASK, activities)
     assert run(task_orchestrator, ctx)["status"] == "completed"
     names = ctx.activity_names()
-    assert names == ["assign_task", "start_task", "execute_step", "prepare_tool_call", "run_tool_call",
-                     "prepare_tool_call", "run_tool_call", "execute_step", "execute_step", "submit_task",
-                     "review_task"]
+    assert names == ["begin_task", "execute_step", "prepare_tool_call", "run_tool_call",
+                     "prepare_tool_call", "run_tool_call", "execute_step", "execute_step", "review_task"]
     assert calls["run"] == ["c1", "c2"]
-    assert next(p for n, p in ctx.calls if n == "submit_task")["output"] == "cites the tools"
     assert all(p["instance_id"] == "inst-1" for n, p in ctx.calls if n == "prepare_tool_call")
 
 
