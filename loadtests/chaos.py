@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -47,6 +48,8 @@ import psycopg
 from psycopg.rows import dict_row
 
 from devhost.postgres import EmbeddedPostgres
+from devhost.pubsub import EmulatorServer, PubSubEmulator
+from devhost.pubsub.keys import load_or_create_access_key
 from loadtests.fault_llm import MODEL, FaultyLLM
 from loadtests.processes import REPO
 
@@ -63,10 +66,11 @@ class ChaosPlan:
     settle_seconds: float  #: how long teams may take to settle after the last fault
     tight_every: int = 4  #: every n-th team gets a budget it cannot finish within
     workers: int = 2
+    max_tasks: int = 12  #: TEAM_MAX_TASKS of the devhost
     llm_latency_seconds: float = 0.05
 
 
-QUICK = ChaosPlan(teams=3, rounds=1, gap_seconds=1.5, settle_seconds=45)
+QUICK = ChaosPlan(teams=3, rounds=1, gap_seconds=1.0, settle_seconds=45, tight_every=3, max_tasks=3)
 FULL = ChaosPlan(teams=8, rounds=4, gap_seconds=3.0, settle_seconds=300)
 
 
@@ -113,16 +117,18 @@ class Stack:
 
     work: Path
     llm: FaultyLLM
+    plan: ChaosPlan
     pg: EmbeddedPostgres = field(init=False)
     database_url: str = ""
     redis_port: int = field(default_factory=free_port)
     pubsub_port: int = field(default_factory=free_port)
     http_port: int = field(default_factory=free_port)
     redis: asyncio.subprocess.Process | None = None
-    pubsub: asyncio.subprocess.Process | None = None
+    pubsub: EmulatorServer | None = None
     devhost: asyncio.subprocess.Process | None = None
     devhost_starts: list[float] = field(default_factory=list)  #: seconds each devhost start took
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _starting: asyncio.Future[None] | None = None
 
     def __post_init__(self) -> None:
         self.pg = EmbeddedPostgres(self.work / "pg")
@@ -136,14 +142,28 @@ class Stack:
         return self.work / "devhost"
 
     async def start(self) -> None:
-        self.database_url = await asyncio.to_thread(self.pg.start)
-        await self.start_redis()
-        await self.start_pubsub()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        database_url, _, _ = await asyncio.gather(asyncio.to_thread(self.pg.start), self.start_redis(),
+                                                  self.start_pubsub())
+        self.database_url = database_url
         await self.start_devhost()
 
+    def restart_devhost_soon(self) -> None:
+        """Start devhost again in the background (the next fault that needs it awaits `ready()`)."""
+        self._starting = asyncio.ensure_future(self.start_devhost())
+
+    async def ready(self) -> None:
+        """Until a devhost started in the background is up (its failure to start fails the run)."""
+        if self._starting is not None:
+            starting, self._starting = self._starting, None
+            await starting
+
     async def stop(self) -> None:
+        if self._starting is not None:
+            with contextlib.suppress(Exception):
+                await self._starting
         await _terminate(self.devhost, 20)
-        await _terminate(self.pubsub)
+        await self.stop_pubsub()
         await _terminate(self.redis)
         for task in self._tasks:
             task.cancel()
@@ -165,19 +185,18 @@ class Stack:
         await _terminate(self.redis)
 
     async def start_pubsub(self) -> None:
+        """devhost's emulator, standalone (what `python -m devhost.pubsub` runs) in this process: a
+        restart is a new emulator with no connections or groups, on the same port and key."""
         upstream = f"{self.base_url}/api/realtime/events"
-        log = (self.work / "pubsub.log").open("ab")
-        self.pubsub = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "devhost.pubsub", "--port", str(self.pubsub_port), "--data-dir",
-            str(self.data_dir), "--upstream-url", upstream, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)},
-            stdout=asyncio.subprocess.PIPE, stderr=log)
-        log.close()
-        assert self.pubsub.stdout is not None
-        await asyncio.wait_for(self.pubsub.stdout.readline(), 30)  # the connection string: it listens
-        self._keep(_drain(self.pubsub.stdout))
+        key = load_or_create_access_key(self.data_dir)  # devhost --pubsub-url reads it from there
+        self.pubsub = EmulatorServer(PubSubEmulator(key, hub_names=None, upstream_url=[upstream]),
+                                     port=self.pubsub_port)
+        await self.pubsub.start()
 
     async def stop_pubsub(self) -> None:
-        await _terminate(self.pubsub)
+        if self.pubsub is not None:
+            await self.pubsub.stop()
+            self.pubsub = None
 
     def devhost_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k not in ("WEBPUBSUB_CONNECTION_STRING",)}
@@ -195,6 +214,7 @@ class Stack:
             "LLM_CALL_TIMEOUT_SECONDS": "180",
             "RATE_LIMIT_WRITES_PER_MINUTE": "100000",
             "RATE_LIMIT_LOGIN_PER_MINUTE": "1000",
+            "TEAM_MAX_TASKS": str(self.plan.max_tasks),
         })
         return env
 
@@ -235,36 +255,31 @@ class Faults:
     """Each fault, as the run injects it, and what it took."""
 
     stack: Stack
-    log: list[tuple[str, float]] = field(default_factory=list)
-    orphans: set[uuid.UUID] = field(default_factory=set)  #: reservations of killed calls (never served)
+    log: list[tuple[str, float, int]] = field(default_factory=list)  #: (fault, seconds, teams running then)
     quiesce_misses: int = 0
 
-    async def _reserved(self) -> int:
-        async with await psycopg.AsyncConnection.connect(self.stack.database_url, connect_timeout=5) as conn:
-            cur = await conn.execute(
-                "SELECT count(*) FROM cost_tracking WHERE status = 'reserved' AND NOT (id = ANY(%s))",
-                (list(self.orphans),))
-            row = await cur.fetchone()
-        return int(row[0]) if row else 0
+    async def unbilled(self) -> int:
+        """Calls the model server served that the app has not billed (yet)."""
+        return self.stack.llm.figures.served - await settled_calls(self.stack.database_url)
 
     async def quiesce(self, seconds: float = 15) -> None:
-        """Hold the model server and wait until every reservation belongs to a call waiting at it:
-        then no call is between "answered" and "billed"."""
+        """Hold the model server (new calls wait before their first byte) and wait until every call it
+        served is billed: then no call is between "answered" and "billed" when the fault lands."""
         llm = self.stack.llm
         llm.hold()
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
-            if llm.in_flight == 0 and await self._reserved() == llm.held:
-                await asyncio.sleep(0.1)  # a second look: a reservation just made, its request not yet here
-                if llm.in_flight == 0 and await self._reserved() == llm.held:
-                    return
+            if llm.in_flight == 0 and await self.unbilled() == 0:
+                return
             await asyncio.sleep(0.05)
         self.quiesce_misses += 1
 
     async def _timed(self, name: str, action: Callable[[], Awaitable[None]]) -> None:
+        running = sum(1 for t in await team_states(self.stack.database_url)
+                      if not settled(t) and t["status"] not in FINAL_TEAMS)
         started = time.monotonic()
         await action()
-        self.log.append((name, time.monotonic() - started))
+        self.log.append((name, time.monotonic() - started, running))
 
     async def llm_burst(self, fault: str, calls: int) -> None:
         async def act() -> None:
@@ -274,24 +289,23 @@ class Faults:
 
     async def kill_devhost(self) -> None:
         async def act() -> None:
+            await self.stack.ready()
             await self.quiesce()
             try:
                 await self.stack.kill_devhost()
-                async with await psycopg.AsyncConnection.connect(self.stack.database_url) as conn:
-                    cur = await conn.execute("SELECT id FROM cost_tracking WHERE status = 'reserved'")
-                    self.orphans |= {row[0] for row in await cur.fetchall()}
-                await self.stack.start_devhost()
             finally:
-                self.stack.llm.release()
+                self.stack.llm.release()  # the killed calls find their client gone: not served
+            self.stack.restart_devhost_soon()
 
-        await self._timed("SIGKILL devhost, restart", act)
+        await self._timed("SIGKILL devhost (restarted meanwhile)", act)
 
     async def restart_postgres(self) -> None:
         async def act() -> None:
+            await self.stack.ready()  # a devhost starting would fail its migrations
             await self.quiesce()
             try:
                 await asyncio.to_thread(self.stack.pg.stop, "immediate")
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(0.5)
                 await asyncio.to_thread(self.stack.pg.start)
             finally:
                 self.stack.llm.release()
@@ -315,7 +329,7 @@ class Faults:
         await self._timed("Web PubSub emulator stop 2 s, start", act)
 
     def round(self) -> list[Callable[[], Awaitable[None]]]:
-        return [lambda: self.llm_burst("429", 3), self.kill_devhost, self.restart_postgres, self.bounce_redis,
+        return [lambda: self.llm_burst("429", 3), self.restart_postgres, self.bounce_redis, self.kill_devhost,
                 self.bounce_pubsub, lambda: self.llm_burst("500", 3), lambda: self.llm_burst("garbage", 2)]
 
 
@@ -352,7 +366,7 @@ async def create_teams(http: httpx.AsyncClient, auth: dict[str, str], plan: Chao
         tight = plan.tight_every and n % plan.tight_every == plan.tight_every - 1
         response = await _request(http, "POST", "/api/teams", headers=auth, json={
             "goal": f"Chaos team {n}: write a short field guide to surviving outages",
-            "budget_usd": 0.004 if tight else 5, "workers": plan.workers, "auto_start": True})
+            "budget_usd": 0.02 if tight else 5, "workers": plan.workers, "auto_start": True})
         response.raise_for_status()
         ids.append(response.json()["id"])
     return ids
@@ -376,6 +390,13 @@ FROM teams t
 """
 
 
+async def settled_calls(database_url: str) -> int:
+    async with await psycopg.AsyncConnection.connect(database_url, connect_timeout=5) as conn:
+        cur = await conn.execute("SELECT count(*) FROM cost_tracking WHERE status = 'settled' AND provider = 'openai'")
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
 async def team_states(database_url: str) -> list[dict[str, Any]]:
     async with await psycopg.AsyncConnection.connect(database_url, row_factory=dict_row) as conn:
         cur = await conn.execute(_SETTLED, {"running": list(RUNNING_TASKS)})
@@ -383,21 +404,26 @@ async def team_states(database_url: str) -> list[dict[str, Any]]:
 
 
 def settled(team: dict[str, Any]) -> bool:
-    """Done, or waiting on a person with nothing else running."""
-    return bool(team["status"] == "completed" or (team["escalated"] and team["running"] == 0))
+    """Done, or waiting on a person (a budget-paused team keeps its interrupted task in progress)."""
+    return bool(team["status"] == "completed" or team["escalated"])
 
 
 async def wait_settled(stack: Stack, faults: Faults, seconds: float) -> float:
-    """Until every team has settled and no call is in flight (twice in a row); the seconds it took."""
+    """Until every team has settled or ended and nothing moved for four looks half a second apart (no
+    call at the model server, no reservation, no task or team changed); the seconds it took."""
     started = time.monotonic()
-    calm = 0
+    calm, previous = 0, None
     while time.monotonic() - started < seconds:
         states = await team_states(stack.database_url)
-        quiet = stack.llm.in_flight == 0 and stack.llm.held == 0 and await faults._reserved() == 0
-        calm = calm + 1 if quiet and all(settled(t) or t["status"] in FINAL_TEAMS for t in states) else 0
-        if calm >= 2:
+        seen = (stack.llm.figures.requests, sorted((str(t["id"]), t["status"], t["escalated"], t["running"])
+                                                   for t in states))
+        quiet = stack.llm.in_flight == 0 and stack.llm.held == 0 and await faults.unbilled() == 0
+        done = all(settled(t) or t["status"] in FINAL_TEAMS for t in states)
+        calm = calm + 1 if quiet and done and seen == previous else 0
+        previous = seen
+        if calm >= 4:
             break
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.5)
     return time.monotonic() - started
 
 
@@ -484,7 +510,7 @@ async def checks(stack: Stack) -> list[Check]:
 @dataclass
 class Report:
     checks: list[Check]
-    faults: list[tuple[str, float]]
+    faults: list[tuple[str, float, int]]
     llm: dict[str, Any]
     seconds: float
     settle_seconds: float
@@ -499,12 +525,14 @@ class Report:
     def render(self) -> str:
         lines = [f"chaos: {self.teams} teams, {len(self.faults)} faults in {self.seconds:.0f} s "
                  f"(settled {self.settle_seconds:.0f} s after the last fault)"]
-        counts: dict[str, list[float]] = {}
-        for name, took in self.faults:
-            counts.setdefault(name, []).append(took)
-        lines.append(f"  {'fault':42} {'times':>5} {'max s':>6}")
-        for name, took in counts.items():
-            lines.append(f"  {name:42} {len(took):>5} {max(took):>6.1f}")
+        counts: dict[str, list[tuple[float, int]]] = {}
+        for name, took, running in self.faults:
+            counts.setdefault(name, []).append((took, running))
+        lines.append(f"  {'fault':42} {'times':>5} {'max s':>6} {'teams running then (min-max)':>29}")
+        for name, seen in counts.items():
+            running = [r for _, r in seen]
+            lines.append(f"  {name:42} {len(seen):>5} {max(t for t, _ in seen):>6.1f} "
+                         f"{f'{min(running)}-{max(running)}':>29}")
         starts = self.devhost_starts
         lines.append(f"  devhost starts: {len(starts)}, {min(starts):.1f}-{max(starts):.1f} s each; "
                      f"quiesce timeouts: {self.quiesce_misses}")
@@ -521,7 +549,7 @@ async def run(plan: ChaosPlan, work: Path | None = None) -> Report:
     with tempfile.TemporaryDirectory(prefix="gp-chaos-") as tmp:
         root = work or Path(tmp)
         llm = await FaultyLLM(latency_seconds=plan.llm_latency_seconds).start()
-        stack = Stack(root, llm)
+        stack = Stack(root, llm, plan)
         faults = Faults(stack)
         try:
             await stack.start()
@@ -529,10 +557,12 @@ async def run(plan: ChaosPlan, work: Path | None = None) -> Report:
             async with httpx.AsyncClient(base_url=stack.base_url, timeout=30) as http:
                 auth = await register(http)
                 for _ in range(plan.rounds):
+                    await stack.ready()
                     teams += await create_teams(http, auth, plan, len(teams))
                     for fault in faults.round():
                         await asyncio.sleep(plan.gap_seconds)
                         await fault()
+            await stack.ready()
             last_fault = time.monotonic()
             settle = await wait_settled(stack, faults, plan.settle_seconds)
             results = await checks(stack)
@@ -560,8 +590,8 @@ def main() -> int:
     parser.add_argument("--keep", type=Path, help="keep the run's files (logs, database) in this dir")
     args = parser.parse_args()
     plan = QUICK if args.quick else FULL
-    plan = ChaosPlan(teams=args.teams or plan.teams, rounds=args.rounds or plan.rounds, gap_seconds=plan.gap_seconds,
-                     settle_seconds=args.timeout or plan.settle_seconds)
+    plan = dataclasses.replace(plan, teams=args.teams or plan.teams, rounds=args.rounds or plan.rounds,
+                               settle_seconds=args.timeout or plan.settle_seconds)
     report = asyncio.run(run(plan, args.keep))
     print(report.render())
     return 0 if report.ok else 1
