@@ -31,8 +31,6 @@ import asyncio
 import contextlib
 import dataclasses
 import os
-import signal
-import socket
 import sys
 import tempfile
 import time
@@ -51,7 +49,7 @@ from devhost.postgres import EmbeddedPostgres
 from devhost.pubsub import EmulatorServer, PubSubEmulator
 from devhost.pubsub.keys import load_or_create_access_key
 from loadtests.fault_llm import MODEL, FaultyLLM
-from loadtests.processes import REPO
+from loadtests.processes import REPO, free_port, stop_process, wait_listening
 
 #: Tasks in these states are being worked on: a team with one is not settled yet.
 RUNNING_TASKS = ("assigned", "in_progress", "review", "revision_requested")
@@ -71,38 +69,7 @@ class ChaosPlan:
 
 
 QUICK = ChaosPlan(teams=3, rounds=1, gap_seconds=1.0, settle_seconds=45, tight_every=3, max_tasks=3)
-FULL = ChaosPlan(teams=8, rounds=4, gap_seconds=3.0, settle_seconds=300)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _wait_port(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.05)
-
-
-async def _terminate(process: asyncio.subprocess.Process | None, grace: float = 10) -> None:
-    if process is None or process.returncode is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        await asyncio.wait_for(process.wait(), grace)
-    except TimeoutError:
-        process.kill()
-        await process.wait()
+FULL = ChaosPlan(teams=8, rounds=4, gap_seconds=3.0, settle_seconds=600)
 
 
 async def _drain(stream: asyncio.StreamReader | None) -> None:
@@ -162,9 +129,9 @@ class Stack:
         if self._starting is not None:
             with contextlib.suppress(Exception):
                 await self._starting
-        await _terminate(self.devhost, 20)
+        await stop_process(self.devhost, 20)
         await self.stop_pubsub()
-        await _terminate(self.redis)
+        await stop_process(self.redis)
         for task in self._tasks:
             task.cancel()
         with contextlib.suppress(Exception):
@@ -179,10 +146,10 @@ class Stack:
         self.redis = await asyncio.create_subprocess_exec(
             "redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1", "--save", "",
             "--appendonly", "no", "--protected-mode", "no", stdout=asyncio.subprocess.DEVNULL)
-        await _wait_port(self.redis_port, 10)
+        await wait_listening(self.redis_port, 10)
 
     async def stop_redis(self) -> None:
-        await _terminate(self.redis)
+        await stop_process(self.redis)
 
     async def start_pubsub(self) -> None:
         """devhost's emulator, standalone (what `python -m devhost.pubsub` runs) in this process: a
@@ -312,25 +279,22 @@ class Faults:
 
         await self._timed("PostgreSQL crash stop, restart", act)
 
-    async def bounce_redis(self) -> None:
+    async def bounce(self, name: str, stop: Callable[[], Awaitable[None]], start: Callable[[], Awaitable[None]],
+                     down_seconds: float = 2.0) -> None:
+        """A dependency down for `down_seconds`, then up again on the same port."""
         async def act() -> None:
-            await self.stack.stop_redis()
-            await asyncio.sleep(2.0)
-            await self.stack.start_redis()
+            await stop()
+            await asyncio.sleep(down_seconds)
+            await start()
 
-        await self._timed("Redis stop 2 s, start", act)
-
-    async def bounce_pubsub(self) -> None:
-        async def act() -> None:
-            await self.stack.stop_pubsub()
-            await asyncio.sleep(2.0)
-            await self.stack.start_pubsub()
-
-        await self._timed("Web PubSub emulator stop 2 s, start", act)
+        await self._timed(f"{name} stop {down_seconds:g} s, start", act)
 
     def round(self) -> list[Callable[[], Awaitable[None]]]:
-        return [lambda: self.llm_burst("429", 3), self.restart_postgres, self.bounce_redis, self.kill_devhost,
-                self.bounce_pubsub, lambda: self.llm_burst("500", 3), lambda: self.llm_burst("garbage", 2)]
+        stack = self.stack
+        return [lambda: self.llm_burst("429", 3), self.restart_postgres,
+                lambda: self.bounce("Redis", stack.stop_redis, stack.start_redis), self.kill_devhost,
+                lambda: self.bounce("Web PubSub emulator", stack.stop_pubsub, stack.start_pubsub),
+                lambda: self.llm_burst("500", 3), lambda: self.llm_burst("garbage", 2)]
 
 
 # --- the teams ----------------------------------------------------------------------------------
@@ -526,8 +490,8 @@ class Report:
         lines = [f"chaos: {self.teams} teams, {len(self.faults)} faults in {self.seconds:.0f} s "
                  f"(settled {self.settle_seconds:.0f} s after the last fault)"]
         counts: dict[str, list[tuple[float, int]]] = {}
-        for name, took, running in self.faults:
-            counts.setdefault(name, []).append((took, running))
+        for name, took, teams_running in self.faults:
+            counts.setdefault(name, []).append((took, teams_running))
         lines.append(f"  {'fault':42} {'times':>5} {'max s':>6} {'teams running then (min-max)':>29}")
         for name, seen in counts.items():
             running = [r for _, r in seen]

@@ -35,6 +35,7 @@ from shared.agents.schemas import MAX_CRITERIA, PlanDraft, ReviewAnswer, StepOut
 from shared.agents.structured import estimate_tokens
 
 Fault = Literal["429", "500", "garbage"]
+Role = Literal["system", "user", "assistant", "tool"]
 FAULTS: tuple[Fault, ...] = ("429", "500", "garbage")
 MODEL = "chaos-model"
 
@@ -162,13 +163,13 @@ class FaultyLLM:
         return response
 
     async def _answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
-        messages = [Message(str(m.get("role", "user")), str(m.get("content", ""))) for m in body.get("messages", [])]
+        messages = [Message(_role(m.get("role")), str(m.get("content", ""))) for m in body.get("messages", [])]
         max_tokens = int(body.get("max_tokens") or 1024)
         schema = schema_for(body.get("response_format"))
         try:
             completion = await OfflineProvider().complete(messages, model=MODEL, schema=schema, max_tokens=max_tokens)
             text = completion.text
-        except Exception as exc:  # noqa: BLE001 - reported in the figures, answered as a server error
+        except Exception as exc:  # reported in the figures, answered as a server error
             self.figures.unanswerable += 1
             return web.json_response({"error": {"message": f"chaos server cannot answer: {exc}"}}, status=500)
         prompt_tokens = sum(estimate_tokens(m.content) for m in messages)
@@ -193,6 +194,10 @@ class FaultyLLM:
         self.figures.served_prompt_tokens += prompt_tokens
         self.figures.served_completion_tokens += completion_tokens
         return response
+
+
+def _role(value: object) -> Role:
+    return value if value in ("system", "user", "assistant", "tool") else "user"  # type: ignore[return-value]
 
 
 def _event(call_id: str, created: int, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> bytes:
