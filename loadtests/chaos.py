@@ -68,7 +68,7 @@ class ChaosPlan:
     llm_latency_seconds: float = 0.05
 
 
-QUICK = ChaosPlan(teams=3, rounds=1, gap_seconds=1.0, settle_seconds=45, tight_every=3, max_tasks=3)
+QUICK = ChaosPlan(teams=3, rounds=1, gap_seconds=1.0, settle_seconds=45, tight_every=3, max_tasks=2)
 FULL = ChaosPlan(teams=8, rounds=4, gap_seconds=3.0, settle_seconds=600)
 
 
