@@ -3,19 +3,21 @@
     python -m loadtests.chaos [--quick] [--teams N] [--rounds N] [--timeout SECONDS]
 
 Every process is the run's own, in a temp dir: an embedded PostgreSQL (`pg_ctl`, never the machine's
-shared server), a `redis-server` on a free port, the Web PubSub emulator (`python -m devhost.pubsub`),
+shared server), a `redis-server` on a free port, devhost's Web PubSub emulator (standalone, in this process),
 a devhost using them (`--pubsub-url`), and the fault-injecting OpenAI-compatible model server of
 `loadtests.fault_llm`, which every agent calls. Teams are created over the HTTP API; each round then
-injects, a few seconds apart: a burst of 429s, a SIGKILL of devhost (restarted on the same data dir),
-an immediate (crash) stop of PostgreSQL and its restart, Redis stopped and started, the emulator
-stopped and started, a burst of 500s and a burst of garbage streams. When every team has settled the
+injects, a few seconds apart: a burst of 429s, an immediate (crash) stop of PostgreSQL and its
+restart, Redis stopped and started, a SIGKILL of devhost (restarted on the same data dir and port
+while the next faults land), the emulator stopped and started, a burst of 500s and a burst of
+garbage streams. When every team has settled the
 run checks, from the database and the model server's own counts:
 
-- every team ends `completed`, or waits on an open escalation (budget, failed task) with no task running;
+- every team ends `completed`, or with an open escalation (its budget, a task that failed for good);
 - no state transition is written twice: each `*.status_changed` event has its own (entity, version),
   each follows from the one before it, and the audit has exactly one row per event;
 - each team's event `seq` runs 1..`event_seq` without a gap;
-- the settled cost rows are exactly the calls the model server served (count and tokens);
+- the settled cost rows are exactly the calls the model server served (count and tokens), and each
+  team's `spent_usd` and `reserved_usd` are the sums of its cost rows;
 - `spent_usd <= budget_usd` (and with what is still reserved) for every team.
 
 It prints the table and exits 1 on any failure. The faults that kill a process mid-call (devhost,
@@ -425,6 +427,15 @@ FROM teams WHERE budget_usd IS NOT NULL
 """
 
 
+_LEDGER = """
+SELECT count(*) FILTER (WHERE t.spent_usd <> l.spent OR t.reserved_usd <> l.reserved), coalesce(sum(t.spent_usd), 0)
+FROM teams t CROSS JOIN LATERAL (
+    SELECT coalesce(sum(cost_usd) FILTER (WHERE status IN ('settled', 'estimated')), 0) AS spent,
+           coalesce(sum(reserved_usd) FILTER (WHERE status = 'reserved'), 0) AS reserved
+    FROM cost_tracking c WHERE c.team_id = t.id) l
+"""
+
+
 async def _one(conn: psycopg.AsyncConnection[Any], query: str) -> tuple[Any, ...]:
     cur = await conn.execute(query)
     row = await cur.fetchone()
@@ -454,6 +465,7 @@ async def checks(stack: Stack) -> list[Check]:
         cur = await conn.execute(_BILLED)
         billed = {str(status): (int(n), int(i), int(o)) for status, n, i, o in await cur.fetchall()}
         over, over_reserved, ratio = await _one(conn, _BUDGETS)
+        unbalanced, spent = await _one(conn, _LEDGER)
     figures = stack.llm.figures
     settled_calls, settled_in, settled_out = billed.get("settled", (0, 0, 0))
     exact = (settled_calls, settled_in, settled_out) == (figures.served, figures.served_prompt_tokens,
@@ -465,6 +477,9 @@ async def checks(stack: Stack) -> list[Check]:
     out.append(Check("spent_usd <= budget_usd", over == 0 and over_reserved == 0,
                      f"{len(states)} teams, {over} over, {over_reserved} over with reservations, "
                      f"highest spent/budget {Decimal(ratio):.3f}"))
+    out.append(Check("spent and reserved == the cost rows", unbalanced == 0,
+                     f"{unbalanced} teams whose spent_usd or reserved_usd differ from their rows; "
+                     f"${Decimal(spent):.4f} spent in all"))
     return out
 
 
