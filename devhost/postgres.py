@@ -24,6 +24,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import psycopg
 from psycopg import sql
@@ -122,11 +123,12 @@ class EmbeddedPostgres:
         self._ensure_database()
         return self.dsn()
 
-    def stop(self) -> None:
-        """Stop the server if this process started it (fast shutdown: sessions are ended)."""
+    def stop(self, mode: Literal["smart", "fast", "immediate"] = "fast") -> None:
+        """Stop the server if this process started it (fast shutdown: sessions are ended; `immediate`
+        is a crash as far as the database is concerned: recovery replays the WAL on the next start)."""
         if not self.started_here:
             return
-        self._run(["pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-m", "fast", "stop"],
+        self._run(["pg_ctl", "-D", str(self.data_dir), "-w", "-t", "60", "-m", mode, "stop"],
                   self._prepare_permissions(_bin_path()))
         self.started_here = False
 

@@ -37,7 +37,7 @@ import websockets
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from loadtests.processes import devhost
+from loadtests.processes import devhost, free_port, wait_listening
 from shared.db.migrate import migrate_sync
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -150,7 +150,7 @@ async def first_delta(calls: int) -> list[float]:
     from shared.realtime.deltas import DeltaPublisher
     from shared.realtime.service import ConnectionInfo, team_group
 
-    port = _free_port()
+    port = free_port()
     emulator = subprocess.Popen(  # noqa: ASYNC220 - started before anything is measured
         [sys.executable, "-m", "devhost.pubsub", "--port", str(port), "--access-key", ACCESS_KEY, "--hub", HUB],
         stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"})
@@ -160,7 +160,7 @@ async def first_delta(calls: int) -> list[float]:
     sent_at: dict[str, float] = {}
     received: dict[str, float] = {}
     try:
-        await _wait_listening(port, 20)
+        await wait_listening(port, 20)
         token = await client.get_client_access_token(groups=[team_group(team_id)])
         async with websockets.connect(token["url"], subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
                                       open_timeout=20) as ws:
@@ -200,27 +200,6 @@ async def _receive(ws: Any, received: dict[str, float]) -> None:
         data = message.get("data") if message.get("type") == "message" else None
         if isinstance(data, dict) and data.get("type") == "llm.delta" and data.get("index") == 0:
             received.setdefault(str(data["call_id"]), now)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def _wait_listening(port: int, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.1)
 
 
 async def run(teams: int, calls: int) -> int:

@@ -18,7 +18,6 @@ import contextlib
 import gc
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +32,7 @@ import websockets
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from loadtests.processes import free_port, wait_listening
 from shared.config import Settings
 from shared.db.database import Database, make_pool
 from shared.db.migrate import migrate
@@ -53,30 +53,11 @@ class Tally:
     connected: int = 0
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
-
-
-async def _wait_listening(port: int, seconds: float) -> None:
-    async with asyncio.timeout(seconds):
-        while True:
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", port)
-            except OSError:
-                await asyncio.sleep(0.05)
-                continue
-            writer.close()
-            await writer.wait_closed()
-            return
 
 
 async def _client(url: str, tally: Tally, stop: asyncio.Event) -> None:
@@ -111,7 +92,7 @@ def _percentile(values: list[float], p: float) -> float:
 
 
 async def run(*, clients: int, teams: int, rounds: int, interval: float, admin_url: str) -> dict[str, Any]:
-    port = _free_port()
+    port = free_port()
     emulator = subprocess.Popen(  # noqa: ASYNC220 - started before any load
         [sys.executable, "-m", "devhost.pubsub", "--port", str(port), "--access-key", ACCESS_KEY, "--hub", HUB],
         stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONUNBUFFERED": "1"},
@@ -138,7 +119,7 @@ async def run(*, clients: int, teams: int, rounds: int, interval: float, admin_u
         principal = Principal(user_id=user.id, company_id=user.company_id, role=user.role)
         team_ids: list[UUID] = [
             (await services.teams.create(principal, TeamCreate(goal=f"bench {t}"))).id for t in range(teams)]
-        await _wait_listening(port, 15)
+        await wait_listening(port, 15)
         await asyncio.sleep(0.3)
         baseline_kib = _rss_kib(emulator.pid)
         urls = [(await realtime.client.get_client_access_token(user_id=str(user.id), groups=[team_group(t)]))["url"]

@@ -7,6 +7,7 @@ import contextlib
 import os
 import re
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -52,8 +53,30 @@ class Devhost:
         return details
 
 
-async def _stop(process: asyncio.subprocess.Process, grace: float = 20) -> None:
-    if process.returncode is not None:
+def free_port() -> int:
+    """A loopback TCP port free now (for a child that must keep its port across restarts)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def wait_listening(port: int, seconds: float) -> None:
+    """Until something accepts connections on the loopback `port` (TimeoutError after `seconds`)."""
+    async with asyncio.timeout(seconds):
+        while True:
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+
+
+async def stop_process(process: asyncio.subprocess.Process | None, grace: float = 20) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; nothing if it has exited (or never started)."""
+    if process is None or process.returncode is not None:
         return
     process.send_signal(signal.SIGTERM)
     try:
@@ -80,7 +103,7 @@ async def devhost(database_url: str, work_dir: Path, *, env: dict[str, str] | No
         base_url = await _banner_url(process, start_seconds, log_path)
         yield Devhost(process, base_url, log_path)
     finally:
-        await _stop(process)
+        await stop_process(process)
 
 
 async def _banner_url(process: asyncio.subprocess.Process, seconds: float, log_path: Path) -> str:
@@ -124,7 +147,7 @@ async def child(*argv: str, start_seconds: float = 30) -> AsyncIterator[Child]:
         port = int(await asyncio.wait_for(process.stdout.readline(), start_seconds))
         yield Child(process, port)
     finally:
-        await _stop(process, grace=10)
+        await stop_process(process, grace=10)
 
 
 async def run_command(argv: list[str], *, seconds: float, env: dict[str, str] | None = None) -> tuple[int, str]:
