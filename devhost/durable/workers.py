@@ -19,14 +19,14 @@ from .clock import DatabaseClock
 from .episode import decide, give_up
 from .model import TERMINAL, EpisodeOutcome, InstanceRow
 from .registry import ActivityFunction
-from .store import ClaimedActivity, LeaseLost, WorkerStore
+from .store import ClaimedActivity, ClaimedEpisode, LeaseLost, StoreCounters, WorkerStore
 
 log = logging.getLogger("devhost.durable")
 
 
 @dataclass
-class WorkerStats:
-    """Counters a test or benchmark can read."""
+class WorkerStats(StoreCounters):
+    """Counters a test or benchmark can read (with the store's round trips and commits)."""
 
     episodes: int = 0
     activities: int = 0
@@ -109,10 +109,12 @@ class HistoryCache:
         return hit[1]
 
     def put(self, row: InstanceRow, history: list[str], out: EpisodeOutcome) -> None:
+        """Keep `history` (extended by the episode's events) for the instance's next episode."""
         if out.status in TERMINAL or out.new_execution is not None:
             self.items.pop(row.instance_id, None)
             return
-        self.items[row.instance_id] = (row.execution_id, history + out.history)
+        history.extend(out.history)  # in place: no copy of the whole history per episode
+        self.items[row.instance_id] = (row.execution_id, history)
         self.items.move_to_end(row.instance_id)
         while len(self.items) > self.capacity:
             self.items.popitem(last=False)
@@ -170,23 +172,39 @@ class EpisodeWorker:
 
     async def run_batch(self) -> bool:
         token = uuid4()
-        rows, claimed_at = await self.store.claim_episodes(self.batch, token)
-        if not rows or claimed_at is None:
+        claims, claimed_at = await self.store.claim_episodes(self.batch, token)
+        if not claims or claimed_at is None:
             return False
         self.held.add(token)
         try:
-            ids = [r.instance_id for r in rows]
-            inbox = await self.store.load_inbox(ids)
-            cached = {r.instance_id: self.cache.get(r) for r in rows}
-            loaded = await self.store.load_history([i for i, h in cached.items() if h is None])
-            histories = {i: (h if h is not None else loaded.get(i, [])) for i, h in cached.items()}
+            histories = {c.row.instance_id: self.history_of(c) for c in claims}
+            inbox = {c.row.instance_id: c.inbox for c in claims}
+            stale = [c.row.instance_id for c in claims if c.stale]
+            if stale:  # read before a concurrent commit (queries.CLAIM_EPISODES): read again
+                inbox.update(await self.store.load_inbox(stale))
+                inbox.update({i: inbox.get(i, []) for i in stale})
+            missing = [i for i, h in histories.items() if h is None]
+            loaded = await self.store.load_history(missing)
             await asyncio.gather(
-                *(self.process(r, histories[r.instance_id], inbox.get(r.instance_id, []), claimed_at)
-                  for r in rows)
+                *(self.process(c.row, history if history is not None else loaded.get(c.row.instance_id, []),
+                               inbox[c.row.instance_id], claimed_at)
+                  for c in claims for history in [histories[c.row.instance_id]])
             )
         finally:
             self.held.discard(token)
         return True
+
+    def history_of(self, claim: ClaimedEpisode) -> list[str] | None:
+        """The claimed instance's history: read by the claim, else cached; None: read it."""
+        row = claim.row
+        if claim.stale:
+            self.cache.forget(row.instance_id)
+            return [] if row.history_len == 0 else None
+        if claim.history is not None and len(claim.history) == row.history_len:
+            return list(claim.history)
+        if row.status in TERMINAL:  # nothing is replayed: late messages are only discarded
+            return []
+        return self.cache.get(row)
 
     async def process(
         self, row: InstanceRow, history: list[str], inbox: list[Any], now: datetime
