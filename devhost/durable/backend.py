@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -31,6 +32,22 @@ from .store import WorkerStore, channel_name, check_schema_name, connection_kwar
 from .workers import ActivityWorker, EpisodeWorker, Wakeup, WorkerStats
 
 log = logging.getLogger("devhost.durable")
+
+HOST_ID_FILE = "durable-host.id"
+
+
+def load_or_create_host_id(data_dir: Path) -> str:
+    """The host identity kept in the data dir (created on first use): a host restarted on the
+    same data dir is the same host, and takes its dead previous run's claims back at once."""
+    path = data_dir / HOST_ID_FILE
+    if path.exists():
+        found = path.read_text().strip()
+        if found:
+            return found
+    host_id = f"host-{uuid4().hex}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(host_id)
+    return host_id
 
 
 class DurableBackend:
