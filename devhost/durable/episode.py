@@ -192,8 +192,13 @@ def decide(
     inbox: Sequence[InboxRow],
     orchestrators: dict[str, Callable[..., Any]],
     now: datetime,
+    session: replay.Session | None = None,
 ) -> EpisodeOutcome:
-    """Compute the writes of one episode for `row`, given its stored history and new messages."""
+    """Compute the writes of one episode for `row`, given its stored history and new messages.
+
+    With the `session` the previous episode left (the state after exactly `history`), only the
+    new events are run; `out.session` is the one to use for the next episode, if any.
+    """
     ep = _Episode(row, now)
     out = ep.out
     if row.status in TERMINAL:  # late completions, events for a finished instance: discard
@@ -216,13 +221,20 @@ def decide(
     if handle is None:
         ep.fail(f"The function '{row.name}' doesn't exist, is disabled, or is not an orchestrator function.")
     else:
-        context = replay.build_context(
-            instance_id=row.instance_id,
-            parent_instance_id=row.parent_instance_id,
-            raw_input=row.input,
-            history=[*history, *(as_new(e) for e in episode_events)],
-        )
-        _apply_reply(ep, replay.run_orchestrator(handle, context))
+        new_events = [as_new(e) for e in episode_events]
+        if session is not None:
+            reply = replay.continue_session(session, new_events)
+        else:
+            context = replay.build_context(
+                instance_id=row.instance_id,
+                parent_instance_id=row.parent_instance_id,
+                raw_input=row.input,
+                history=[*history, *new_events],
+            )
+            reply, session = replay.start_session(handle, context)
+        _apply_reply(ep, reply)
+        if out.status not in TERMINAL and out.new_execution is None and not reply.done and not reply.failed:
+            out.session = session
     out.history = [as_played(e) for e in (*episode_events, *ep.decisions)]
     out.history.append(as_played(event(EventType.ORCHESTRATOR_COMPLETED, now)))
     return ep.finish()

@@ -2,6 +2,16 @@
 
 Protocol: ../../shared/protocols/DURABLE_BACKEND.md §1-§2. The context announces replay schemas
 V2/V3 and omits the long-timer durations, so timers are never split.
+
+Sessions (the host's "extended sessions"): after an episode, the SDK's executor and context,
+with the orchestrator's generator suspended in them, are exactly what a replay of the stored
+history would rebuild, so the next episode of the instance feeds them only its new events
+instead of replaying the whole history: the episode's cost no longer grows with the history.
+The SDK offers no public call for that, so `continue_session` drives the same executor methods
+`TaskOrchestrationExecutor.execute` drives (`process_event` per event, then
+`get_orchestrator_state_str`), for events past the last OrchestratorStarted, as `execute` does.
+A session is only ever used for the next episode of the history it was built from (the worker's
+cache checks the history length and execution) and dropped when that episode is not committed.
 """
 
 from __future__ import annotations
@@ -10,6 +20,11 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
+from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
+from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
+from azure.durable_functions.orchestrator import Orchestrator
 
 FAILURE_LABEL = "\n\n$OutOfProcData$:"
 
@@ -86,6 +101,48 @@ def build_context(
         "upperSchemaVersionNew": 2,
     }
     return '{"history":[' + ",".join(history) + "]," + json.dumps(head)[1:]
+
+
+@dataclass
+class Session:
+    """A live orchestration between episodes: the SDK's executor and context after the last one."""
+
+    executor: TaskOrchestrationExecutor
+    context: DurableOrchestrationContext
+
+
+def start_session(handle: Callable[[str], str], context_json: str) -> tuple[Reply, Session | None]:
+    """Replay the whole history, as the SDK handle does; keep the session if the orchestration
+    goes on (a handle that is not the SDK's `Orchestrator.create` result gets none)."""
+    fn = getattr(handle, "orchestrator_function", None)
+    if fn is None:
+        return run_orchestrator(handle, context_json), None
+    # what the handle does (orchestrator.py `Orchestrator.create`), keeping the objects
+    context = DurableOrchestrationContext.from_json(context_json)
+    context._input_expected_type = getattr(handle, "_df_input_type", None)
+    orchestrator = Orchestrator(fn)
+    reply = run_orchestrator(lambda _: orchestrator.handle(context), context_json)
+    if reply.done or reply.failed:
+        return reply, None
+    context._histories = []  # read only by the replay above: free it
+    return reply, Session(orchestrator.task_orchestration_executor, context)
+
+
+def continue_session(session: Session, new_events: Sequence[str]) -> Reply:
+    """Run one episode's new events (JSON texts, OrchestratorStarted first) in a live session."""
+    executor = session.executor
+    events = [HistoryEvent(**json.loads(text)) for text in new_events]
+
+    def run(_: str) -> str:
+        executor._is_processing_new_events = True  # as execute() past the last OrchestratorStarted
+        for item in events:
+            executor.process_event(item)
+            if executor.has_execution_completed:
+                break
+        state: str = executor.get_orchestrator_state_str()
+        return state
+
+    return run_orchestrator(run, "")
 
 
 def run_orchestrator(handle: Callable[[str], str], context_json: str) -> Reply:

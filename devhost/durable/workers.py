@@ -19,6 +19,7 @@ from .clock import DatabaseClock
 from .episode import decide, give_up
 from .model import TERMINAL, EpisodeOutcome, InstanceRow
 from .registry import ActivityFunction
+from .replay import Session
 from .store import ClaimedActivity, ClaimedEpisode, LeaseLost, StoreCounters, WorkerStore
 
 log = logging.getLogger("devhost.durable")
@@ -34,6 +35,7 @@ class WorkerStats(StoreCounters):
     episodes_failed: int = 0  #: attempts that raised (each retried after a backoff)
     instances_given_up: int = 0  #: instances failed because their episode kept failing
     activities_timed_out: int = 0  #: activity calls abandoned after functionTimeout
+    episodes_resumed: int = 0  #: committed episodes that ran in a live session (no full replay)
 
 
 class Wakeup:
@@ -90,14 +92,26 @@ class TimerHorizon:
 
 
 class HistoryCache:
-    """Histories this worker wrote last, so a following episode needs no history query.
+    """Histories this worker wrote last, so a following episode needs no history query, and the
+    live sessions of the most recent `session_capacity` instances, so it needs no full replay
+    (replay.py, Sessions).
 
-    An entry is used only when its length equals the claimed row's `history_len`.
+    An entry is used only when its execution and length equal the claimed row's.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 4096, session_capacity: int = 256) -> None:
         self.capacity = capacity
         self.items: OrderedDict[str, tuple[str, list[str]]] = OrderedDict()
+        self.session_capacity = session_capacity
+        self.sessions: OrderedDict[str, tuple[str, int, Session]] = OrderedDict()
+
+    def session(self, row: InstanceRow) -> Session | None:
+        """The live session left by this instance's last episode, if it is the claimed state;
+        taken out (an episode advances it: only a committed one puts it back)."""
+        hit = self.sessions.pop(row.instance_id, None)
+        if hit is None or hit[0] != row.execution_id or hit[1] != row.history_len:
+            return None
+        return hit[2]
 
     def get(self, row: InstanceRow) -> list[str] | None:
         if row.history_len == 0:
@@ -111,16 +125,21 @@ class HistoryCache:
     def put(self, row: InstanceRow, history: list[str], out: EpisodeOutcome) -> None:
         """Keep `history` (extended by the episode's events) for the instance's next episode."""
         if out.status in TERMINAL or out.new_execution is not None:
-            self.items.pop(row.instance_id, None)
+            self.forget(row.instance_id)
             return
         history.extend(out.history)  # in place: no copy of the whole history per episode
         self.items[row.instance_id] = (row.execution_id, history)
         self.items.move_to_end(row.instance_id)
         while len(self.items) > self.capacity:
             self.items.popitem(last=False)
+        if out.session is not None:
+            self.sessions[row.instance_id] = (row.execution_id, len(history), out.session)
+            while len(self.sessions) > self.session_capacity:
+                self.sessions.popitem(last=False)
 
     def forget(self, instance_id: str) -> None:
         self.items.pop(instance_id, None)
+        self.sessions.pop(instance_id, None)
 
 
 class EpisodeWorker:
@@ -215,9 +234,10 @@ class EpisodeWorker:
                                "stopped or lost the lease every time)")
             return
         loop = asyncio.get_running_loop()
+        session = self.cache.session(row)
         try:
-            if len(history) <= self.inline_max_events:
-                out = decide(row, history, inbox, self.orchestrators, now)
+            if session is not None or len(history) <= self.inline_max_events:
+                out = decide(row, history, inbox, self.orchestrators, now, session)
             else:
                 out = await loop.run_in_executor(
                     self.executor, decide, row, history, inbox, self.orchestrators, now
@@ -231,6 +251,7 @@ class EpisodeWorker:
             self.cache.forget(row.instance_id)
             await self.failed(row, now, exc)
             return
+        self.stats.episodes_resumed += session is not None
         self.committed(row, history, out)
 
     def committed(self, row: InstanceRow, history: list[str], out: EpisodeOutcome) -> None:
