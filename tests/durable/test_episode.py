@@ -132,8 +132,9 @@ EPOCH = utc_now().replace(microsecond=0)
 
 
 class Driven:
-    """One instance driven to its end: every activity completes (or fails, for `always_fails`),
-    every timer fires, an `Approve` event arrives after the first episode. With `sessions`, each
+    """One instance driven to its end, an episode a second: every activity completes (or fails,
+    for `always_fails`), every timer fires when due, an `Approve` event arrives after the first
+    episode. With `sessions`, each
     episode continues the live session the previous one left instead of replaying the history."""
 
     def __init__(self, name: str, raw_input: str | None, *, sessions: bool) -> None:
@@ -143,21 +144,30 @@ class Driven:
         self.sessions = sessions
         self.session: Any = None
         self.next_id = 2
+        self.output: str | None = None
+        self.canceled: list[int] = []
+        self.timers: list[tuple[Any, str]] = []
 
     def episode(self, number: int) -> tuple[Any, ...]:
         instance, now = self.instance, EPOCH + timedelta(seconds=number)
+        for due, text in [p for p in self.timers if p[0] <= now]:  # timers fire when due
+            self.timers.remove((due, text))
+            instance.inbox.append(InboxRow(self.next_id, "e", "event", text))
+            self.next_id += 1
         out = decide(instance.row, instance.history, instance.inbox, FUNCTIONS.orchestrators, now,
                      self.session if self.sessions else None)
         self.session = out.session
+        self.output, self.canceled = out.output, self.canceled + out.canceled_timers
         instance.inbox = [m for m in instance.inbox if m.id not in out.consumed]
-        incoming = [m.event for m in out.messages]
+        incoming = []
+        if number == 0 and instance.row.name.startswith("approval"):  # before any timer fires
+            incoming.append(as_new(event(EventType.EVENT_RAISED, now, Name="Approve", Input='"yes"')))
+        self.timers += [(m.visible_at or now, m.event) for m in out.messages]
         for call in out.activities:
             kind, fields = ((EventType.TASK_FAILED, {"Reason": "disk full", "Details": None})
                             if call.name == "always_fails" else
                             (EventType.TASK_COMPLETED, {"Result": json.dumps(f"{call.name}:{call.input}")}))
             incoming.append(as_new(event(kind, now, TaskScheduledId=call.task_id, **fields)))
-        if number == 0 and instance.row.name.startswith("approval"):
-            incoming.append(as_new(event(EventType.EVENT_RAISED, now, Name="Approve", Input='"yes"')))
         for text in incoming:
             instance.inbox.append(InboxRow(self.next_id, "e", "event", text))
             self.next_id += 1
@@ -191,3 +201,5 @@ def test_an_episode_continued_in_its_session_writes_exactly_what_a_full_replay_w
     assert continued.instance.history == replayed.instance.history
     assert continued.session is None  # a finished instance keeps no session
     assert resumed >= 1, "no episode ran in a session"
+    if name == "approval_or_timeout":  # the timeout timer was cancelled in a session episode
+        assert continued.output == json.dumps("approved") and continued.canceled
