@@ -176,11 +176,16 @@ class EpisodeWorker:
         self.on_messages: Callable[[], None] = lambda: None
 
     async def run(self, wake: asyncio.Event) -> None:
-        """One lane: claim and process batches until stopped; sleep until woken or a timer is due."""
+        """One lane: claim and process batches until stopped; sleep until woken or a timer is due.
+
+        A batch that was not full took everything due: the lane claims again only when woken
+        (local work and NOTIFY set `wake`, also while the batch ran) or when a timer is due,
+        not at once, which would cost an empty claim per episode when the load is light.
+        """
         while not self.stopping:
             wake.clear()
             try:
-                if await self.run_batch():
+                if await self.run_batch() >= self.batch:
                     continue
                 timeout = await self.horizon.seconds_until_due(self.store, self.poll_interval)
             except Exception:  # a database hiccup must not kill the lane: log, back off, retry
@@ -189,11 +194,12 @@ class EpisodeWorker:
             if not self.stopping:
                 await sleep_until_set(wake, timeout)
 
-    async def run_batch(self) -> bool:
+    async def run_batch(self) -> int:
+        """Claim and process one batch; return how many instances it claimed."""
         token = uuid4()
         claims, claimed_at = await self.store.claim_episodes(self.batch, token)
         if not claims or claimed_at is None:
-            return False
+            return 0
         self.held.add(token)
         try:
             histories = {c.row.instance_id: self.history_of(c) for c in claims}
@@ -211,7 +217,7 @@ class EpisodeWorker:
             )
         finally:
             self.held.discard(token)
-        return True
+        return len(claims)
 
     def history_of(self, claim: ClaimedEpisode) -> list[str] | None:
         """The claimed instance's history: read by the claim, else cached; None: read it."""
@@ -360,22 +366,23 @@ class ActivityWorker:
                 claimed = await self.claim(free)
             except Exception:
                 log.exception("durable activity claim failed; retrying")
-                claimed = False
-            if not claimed and not self.stopping:
+                claimed = 0
+            if claimed < free and not self.stopping:  # took all that was due: wait to be woken
                 await sleep_until_set(wake, self.poll_interval)
 
-    async def claim(self, limit: int) -> bool:
+    async def claim(self, limit: int) -> int:
+        """Claim up to `limit` calls and start them; return how many."""
         token = uuid4()
         claims = await self.store.claim_activities(limit, token)
         if not claims:
-            return False
+            return 0
         self.held.add(token)
         self.outstanding[token] = len(claims)
         for claim in claims:
             task = asyncio.create_task(self.execute(claim), name=f"activity {claim.name}")
             self.running[task] = claim
             task.add_done_callback(self._finished)
-        return True
+        return len(claims)
 
     async def execute(self, claim: ClaimedActivity) -> None:
         activity = self.activities.get(claim.name)
