@@ -135,7 +135,7 @@ class DurableBackend:
         """Management operations without HTTP (start, status, events, terminate, purge)."""
         if self._pool is None:
             raise RuntimeError("DurableBackend.start() has not been awaited")
-        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake, now=self.clock.now)
+        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake_one, now=self.clock.now)
 
     async def start(self) -> None:
         """Create the schema if needed, then start listening and the worker loops."""
@@ -173,7 +173,7 @@ class DurableBackend:
         )
         self._episodes.on_scheduled = self._activities_wake.wake
         self._episodes.on_messages = self._episodes_wake.wake
-        self._activities.on_recorded = self._episodes_wake.wake
+        self._activities.on_recorded = self._completions_recorded
         self._listener = await AsyncConnection.connect(self.dsn, autocommit=True)
         await self._listener.execute(
             sql.SQL("LISTEN {}").format(sql.Identifier(channel_name(self.schema)))
@@ -185,7 +185,7 @@ class DurableBackend:
             spawn(self._activities.record_completions(), name="durable completions"),
         ]
         self._tasks = [
-            spawn(self._episodes.run(self._episodes_wake.new()), name=f"durable episodes {n}")
+            spawn(self._episodes.run(self._episodes_wake.new(), self._episodes_wake), name=f"durable episodes {n}")
             for n in range(self.episode_lanes)
         ]
         activity_wake = self._activities_wake.new()
@@ -257,6 +257,10 @@ class DurableBackend:
                 "requiredQueryStringParameters": query,
             }
         )
+
+    def _completions_recorded(self, count: int) -> None:
+        """Wake one episode lane for what one batch can claim, every lane for more."""
+        (self._episodes_wake.wake_one if count <= self.episode_batch else self._episodes_wake.wake)()
 
     def _activity_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(self.activity_concurrency, thread_name_prefix="durable-activity")

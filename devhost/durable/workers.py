@@ -43,6 +43,7 @@ class Wakeup:
 
     def __init__(self) -> None:
         self.events: list[asyncio.Event] = []
+        self.idle: list[asyncio.Event] = []  #: of loops asleep in `sleep`
 
     def new(self) -> asyncio.Event:
         self.events.append(asyncio.Event())
@@ -51,6 +52,22 @@ class Wakeup:
     def wake(self) -> None:
         for item in self.events:
             item.set()
+
+    def wake_one(self) -> None:
+        """Local work for one claim: wake one sleeping loop, not all (the others would each
+        make an empty claim); when none sleeps, all, as the busy ones look again after their work."""
+        for item in self.idle:
+            if not item.is_set():
+                item.set()
+                return
+        self.wake()
+
+    async def sleep(self, event: asyncio.Event, seconds: float) -> None:
+        self.idle.append(event)
+        try:
+            await sleep_until_set(event, seconds)
+        finally:
+            self.idle.remove(event)
 
 
 async def sleep_until_set(event: asyncio.Event, seconds: float) -> None:
@@ -175,7 +192,7 @@ class EpisodeWorker:
         self.on_scheduled: Callable[[], None] = lambda: None
         self.on_messages: Callable[[], None] = lambda: None
 
-    async def run(self, wake: asyncio.Event) -> None:
+    async def run(self, wake: asyncio.Event, wakeup: Wakeup | None = None) -> None:
         """One lane: claim and process batches until stopped; sleep until woken or a timer is due.
 
         A batch that was not full took everything due: the lane claims again only when woken
@@ -192,7 +209,7 @@ class EpisodeWorker:
                 log.exception("durable episode lane failed; retrying")
                 timeout = self.poll_interval
             if not self.stopping:
-                await sleep_until_set(wake, timeout)
+                await (wakeup.sleep(wake, timeout) if wakeup else sleep_until_set(wake, timeout))
 
     async def run_batch(self) -> int:
         """Claim and process one batch; return how many instances it claimed."""
@@ -352,7 +369,7 @@ class ActivityWorker:
         self.done: asyncio.Queue[tuple[ClaimedActivity, str]] = asyncio.Queue()
         self.slot_free = asyncio.Event()
         self.stopping = False
-        self.on_recorded: Callable[[], None] = lambda: None
+        self.on_recorded: Callable[[int], None] = lambda count: None  #: completions recorded
 
     async def run(self, wake: asyncio.Event) -> None:
         while not self.stopping:
@@ -430,7 +447,7 @@ class ActivityWorker:
                 await asyncio.sleep(0.2 * (attempt + 1))
                 continue
             self.stats.activities += len(batch)
-            self.on_recorded()
+            self.on_recorded(len(batch))
             break
         for claim, _ in batch:
             left = self.outstanding.get(claim.token, 1) - 1
