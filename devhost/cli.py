@@ -38,8 +38,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="serve a tiny real model (SmolLM2-135M on llama.cpp) and use it for every agent")
     run_host.add_argument("--pubsub-url", help="use the Web PubSub emulator running there (python -m devhost.pubsub) "
                           "instead of starting one; its key is read from <data-dir>/pubsub.key")
-    run_host.add_argument("--lease-seconds", type=_positive_seconds, default=30.0,
-                          help="Durable claim lease: a killed host's work is taken over after this (default 30)")
+    run_host.add_argument("--lease-seconds", type=_positive_seconds, default=5.0,
+                          help="Durable claim lease: a killed host's work is taken over by the others after "
+                          "this (default 5; a host restarted on its data dir takes its own back at once)")
 
     goal = commands.add_parser("run", help="give a goal to a team and watch it until it finishes")
     goal.add_argument("goal", help="what the team should achieve")

@@ -14,8 +14,9 @@ import secrets
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
@@ -32,12 +33,33 @@ from .workers import ActivityWorker, EpisodeWorker, Wakeup, WorkerStats
 
 log = logging.getLogger("devhost.durable")
 
+HOST_ID_FILE = "durable-host.id"
+
+
+def load_or_create_host_id(data_dir: Path) -> str:
+    """The host identity kept in the data dir (created on first use): a host restarted on the
+    same data dir is the same host, and takes its dead previous run's claims back at once."""
+    path = data_dir / HOST_ID_FILE
+    if path.exists():
+        found = path.read_text().strip()
+        if found:
+            return found
+    host_id = f"host-{uuid4().hex}"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(host_id)
+    return host_id
+
 
 class DurableBackend:
     """Runs orchestrator episodes and activities of `functions` from tables in `schema`.
 
     Several backends (processes) may share one database; work is leased, so a killed process
-    loses nothing and its claims are taken over once `lease_seconds` have passed.
+    loses nothing and its claims are taken over once `lease_seconds` have passed. Leases are
+    short and renewed by a heartbeat every `heartbeat_seconds` (default: 30% of the lease) while
+    their work runs. `host_id` is this host's identity (devhost keeps it in its data dir): a
+    backend starting with the identity of a dead previous run takes that run's claims back at
+    once. Without one, each backend is a new host. Every commit is fenced by the claim's lease
+    token, so a host that lost a lease (paused, partitioned) cannot commit over its successor.
 
     An episode that fails (raises while deciding or committing) is retried after
     `episode_retry_seconds`, doubling up to `lease_seconds`; after `max_episode_attempts` failed
@@ -54,7 +76,9 @@ class DurableBackend:
         task_hub: str = "ghostpirates",
         schema: str = "durable",
         activity_concurrency: int = 8,
-        lease_seconds: float = 30,
+        lease_seconds: float = 5,
+        heartbeat_seconds: float | None = None,
+        host_id: str | None = None,
         episode_lanes: int = 2,
         episode_batch: int = 16,
         poll_interval: float = 0.5,
@@ -69,12 +93,19 @@ class DurableBackend:
             raise ValueError("max_episode_attempts must be at least 1")
         if function_timeout is not None and function_timeout <= 0:
             raise ValueError("function_timeout must be positive (None for no limit)")
+        heartbeat = lease_seconds * 0.3 if heartbeat_seconds is None else heartbeat_seconds
+        if not 0 < heartbeat < lease_seconds:
+            raise ValueError("heartbeat_seconds must be positive and shorter than lease_seconds")
         self.dsn = dsn
         self.functions = functions
         self.task_hub = task_hub
         self.schema = check_schema_name(schema)
         self.activity_concurrency = activity_concurrency
         self.lease_seconds = lease_seconds
+        self.heartbeat_seconds = heartbeat
+        self.host_id = host_id or f"host-{uuid4().hex}"
+        #: this run (a restarted host is a new run): whose worker caches the histories it wrote
+        self.run_id = uuid4()
         self.episode_lanes = episode_lanes
         self.episode_batch = episode_batch
         self.poll_interval = poll_interval
@@ -85,6 +116,7 @@ class DurableBackend:
         self.clock = DatabaseClock(process_clock)
         self.stats = WorkerStats()
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
+        self._store: WorkerStore | None = None
         self._listener: AsyncConnection[Any] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._service_tasks: list[asyncio.Task[None]] = []
@@ -103,7 +135,7 @@ class DurableBackend:
         """Management operations without HTTP (start, status, events, terminate, purge)."""
         if self._pool is None:
             raise RuntimeError("DurableBackend.start() has not been awaited")
-        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake, now=self.clock.now)
+        return InstanceAdmin(self._pool, on_message=self._episodes_wake.wake_one, now=self.clock.now)
 
     async def start(self) -> None:
         """Create the schema if needed, then start listening and the worker loops."""
@@ -119,8 +151,14 @@ class DurableBackend:
             timeout=30,
         )
         await self._pool.open(wait=True)
-        store = WorkerStore(self._pool, self.lease_seconds, self.clock)
+        store = WorkerStore(self._pool, self.lease_seconds, self.clock, owner=self.host_id,
+                            holder=self.run_id, counters=self.stats)
+        self._store = store
         await store.next_due()  # calibrates the clock before anything is stamped
+        instances, activities = await store.reclaim_own()
+        if instances or activities:
+            log.info("durable host %s took back %d episode and %d activity claims of its previous run",
+                     self.host_id, instances, activities)
         self._replay_executor = ThreadPoolExecutor(1, thread_name_prefix="durable-replay")
         self._episodes = EpisodeWorker(
             store, self.functions.orchestrators, self._replay_executor, self.stats, self._held,
@@ -135,7 +173,7 @@ class DurableBackend:
         )
         self._episodes.on_scheduled = self._activities_wake.wake
         self._episodes.on_messages = self._episodes_wake.wake
-        self._activities.on_recorded = self._episodes_wake.wake
+        self._activities.on_recorded = self._completions_recorded
         self._listener = await AsyncConnection.connect(self.dsn, autocommit=True)
         await self._listener.execute(
             sql.SQL("LISTEN {}").format(sql.Identifier(channel_name(self.schema)))
@@ -147,7 +185,7 @@ class DurableBackend:
             spawn(self._activities.record_completions(), name="durable completions"),
         ]
         self._tasks = [
-            spawn(self._episodes.run(self._episodes_wake.new()), name=f"durable episodes {n}")
+            spawn(self._episodes.run(self._episodes_wake.new(), self._episodes_wake), name=f"durable episodes {n}")
             for n in range(self.episode_lanes)
         ]
         activity_wake = self._activities_wake.new()
@@ -172,9 +210,9 @@ class DurableBackend:
             task.cancel()
         await asyncio.gather(*late, *running, return_exceptions=True)
         await activities.drain()
-        if self._held:
+        if self._held and self._store is not None:
             with contextlib.suppress(Exception):
-                await WorkerStore(self._pool, self.lease_seconds).release(list(self._held))  # type: ignore[arg-type]
+                await self._store.release(list(self._held))
         for task in self._service_tasks:
             task.cancel()
         await asyncio.gather(*self._service_tasks, return_exceptions=True)
@@ -220,6 +258,10 @@ class DurableBackend:
             }
         )
 
+    def _completions_recorded(self, count: int) -> None:
+        """Wake one episode lane for what one batch can claim, every lane for more."""
+        (self._episodes_wake.wake_one if count <= self.episode_batch else self._episodes_wake.wake)()
+
     def _activity_pool(self) -> ThreadPoolExecutor:
         return ThreadPoolExecutor(self.activity_concurrency, thread_name_prefix="durable-activity")
 
@@ -238,12 +280,16 @@ class DurableBackend:
             log.exception("durable LISTEN connection lost; falling back to polling")
 
     async def _renew_leases(self) -> None:
-        """Keep this worker's claims alive while their work runs (LLM calls can be slow)."""
-        store = WorkerStore(self._pool, self.lease_seconds)  # type: ignore[arg-type]
+        """The heartbeat: keep this worker's claims alive while their work runs (LLM calls can
+        be slow); a host that stops beating loses them within `lease_seconds`."""
         while True:
-            await asyncio.sleep(self.lease_seconds / 3)
-            if self._held:
-                try:
-                    await store.renew(list(self._held))
-                except Exception:
-                    log.exception("renewing durable leases failed")
+            await asyncio.sleep(self.heartbeat_seconds)
+            await self.heartbeat()
+
+    async def heartbeat(self) -> None:
+        """Renew the leases of every claim held now (one round trip; nothing when idle)."""
+        if self._held and self._store is not None:
+            try:
+                await self._store.renew(list(self._held))
+            except Exception:
+                log.exception("renewing durable leases failed")

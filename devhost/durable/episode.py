@@ -192,8 +192,13 @@ def decide(
     inbox: Sequence[InboxRow],
     orchestrators: dict[str, Callable[..., Any]],
     now: datetime,
+    session: replay.Session | None = None,
 ) -> EpisodeOutcome:
-    """Compute the writes of one episode for `row`, given its stored history and new messages."""
+    """Compute the writes of one episode for `row`, given its stored history and new messages.
+
+    With the `session` the previous episode left (the state after exactly `history`), only the
+    new events are run; `out.session` is the one to use for the next episode, if any.
+    """
     ep = _Episode(row, now)
     out = ep.out
     if row.status in TERMINAL:  # late completions, events for a finished instance: discard
@@ -216,13 +221,22 @@ def decide(
     if handle is None:
         ep.fail(f"The function '{row.name}' doesn't exist, is disabled, or is not an orchestrator function.")
     else:
-        context = replay.build_context(
-            instance_id=row.instance_id,
-            parent_instance_id=row.parent_instance_id,
-            raw_input=row.input,
-            history=[*history, *(as_new(e) for e in episode_events)],
-        )
-        _apply_reply(ep, replay.run_orchestrator(handle, context))
+        new_events = [as_new(e) for e in episode_events]
+        if session is not None:
+            reply = replay.continue_session(session, new_events)
+            if reply.base is not None and reply.base != len(row.actions):
+                raise RuntimeError(f"session of {row.instance_id} is out of step with its row")
+        else:
+            context = replay.build_context(
+                instance_id=row.instance_id,
+                parent_instance_id=row.parent_instance_id,
+                raw_input=row.input,
+                history=[*history, *new_events],
+            )
+            reply, session = replay.start_session(handle, context)
+        _apply_reply(ep, reply, session)
+        if out.status not in TERMINAL and out.new_execution is None and not reply.done and not reply.failed:
+            out.session = session
     out.history = [as_played(e) for e in (*episode_events, *ep.decisions)]
     out.history.append(as_played(event(EventType.ORCHESTRATOR_COMPLETED, now)))
     return ep.finish()
@@ -297,13 +311,23 @@ def _select_events(ep: _Episode, inbox: Sequence[InboxRow]) -> list[dict[str, An
     return delivered
 
 
-def _apply_reply(ep: _Episode, reply: replay.Reply) -> None:
+def _apply_reply(ep: _Episode, reply: replay.Reply, session: replay.Session | None) -> None:
     row, out = ep.row, ep.out
     if reply.failed and not reply.raw:  # raised without a state: no actions to compare
         ep.fail(f"Orchestrator function '{row.name}' failed: {reply.error}")
         return
     recorded = row.actions
     actions = reply.actions
+    if reply.base is not None and session is not None:
+        # a session's reply: only the new actions; the recorded ones are the same objects
+        for timer_id in list(session.timers):
+            if timer_id not in ep.open_ids:  # fired (or cancelled before)
+                del session.timers[timer_id]
+            elif session.canceled(timer_id):
+                ep.open_ids.discard(timer_id)
+                out.canceled_timers.append(timer_id)
+                del session.timers[timer_id]
+        recorded = []
     for index, record in enumerate(recorded):
         now_sig = replay.signature(actions[index]) if index < len(actions) else None
         if now_sig != record[:-1]:
@@ -314,11 +338,13 @@ def _apply_reply(ep: _Episode, reply: replay.Reply) -> None:
                 "Orchestrator code changed while this instance was in flight."
             )
             return
-        if actions[index].get("actionType") == replay.CREATE_TIMER and actions[index].get("isCanceled"):
+        if actions[index].get("actionType") == replay.CREATE_TIMER and record[-1] in ep.open_ids:
             timer_id = record[-1]
-            if timer_id in ep.open_ids:
+            if actions[index].get("isCanceled"):
                 ep.open_ids.discard(timer_id)
                 out.canceled_timers.append(timer_id)
+            elif session is not None:
+                session.note_timer(index, timer_id)
     if reply.custom_status:
         out.custom_status = json.dumps(reply.custom_status)
     if reply.failed:
@@ -327,13 +353,15 @@ def _apply_reply(ep: _Episode, reply: replay.Reply) -> None:
         return
     continue_input: Any = None
     continued = False
-    for action in actions[len(recorded):]:
+    for index, action in enumerate(actions[len(recorded):], start=len(recorded)):
         kind = int(action["actionType"])
         if kind not in replay.SUPPORTED_ACTIONS:
             ep.fail(f"{replay.ACTION_NAMES.get(kind, kind)} is not supported by the devhost durable backend.")
             return
         task_id = ep.allocate() if replay.consumes_sequence_number(kind) else None
         out.new_actions.append([*replay.signature(action), task_id])
+        if session is not None and kind == replay.CREATE_TIMER and task_id is not None and not action.get("isCanceled"):
+            session.note_timer(index, task_id)
         if kind == replay.CONTINUE_AS_NEW:
             continued, continue_input = True, action.get("input")
         elif task_id is not None and not reply.done:

@@ -118,3 +118,5 @@ class EpisodeOutcome:
     new_execution: tuple[str, str | None] | None = None
     drop_pending: bool = False
     replayed: bool = False
+    #: the live orchestration after this episode (replay.Session), for the next one; not stored
+    session: Any = None

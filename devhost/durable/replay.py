@@ -2,6 +2,21 @@
 
 Protocol: ../../shared/protocols/DURABLE_BACKEND.md §1-§2. The context announces replay schemas
 V2/V3 and omits the long-timer durations, so timers are never split.
+
+Sessions (the host's "extended sessions"): after an episode, the SDK's executor and context,
+with the orchestrator's generator suspended in them, are exactly what a replay of the stored
+history would rebuild, so the next episode of the instance feeds them only its new events
+instead of replaying the whole history: the episode's cost no longer grows with the history.
+The SDK offers no public call for that, so `continue_session` drives the executor method
+`TaskOrchestrationExecutor.execute` drives (`process_event` per event, as for events past the
+last OrchestratorStarted), and reads the reply from the executor and context as
+`get_orchestrator_state_str` does, except that it converts only the actions added in this
+episode: the SDK's reply lists every action since the execution started, and serialising,
+parsing and comparing that list was what still grew with the history. The recorded prefix needs
+no non-determinism check (it is the very objects recorded); cancelled timers are found through
+the session's open timer actions. A session is only ever used for the next episode of the
+history it was built from (the worker's cache checks the execution and history length) and is
+dropped when that episode is not committed.
 """
 
 from __future__ import annotations
@@ -10,6 +25,11 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from azure.durable_functions.models.DurableOrchestrationContext import DurableOrchestrationContext
+from azure.durable_functions.models.history.HistoryEvent import HistoryEvent
+from azure.durable_functions.models.TaskOrchestrationExecutor import TaskOrchestrationExecutor
+from azure.durable_functions.orchestrator import Orchestrator
 
 FAILURE_LABEL = "\n\n$OutOfProcData$:"
 
@@ -62,6 +82,9 @@ class Reply:
     custom_status: Any = None
     error: str | None = None
     raw: dict[str, Any] = field(default_factory=dict)
+    #: None: `actions` is the cumulative list. From a session: how many actions were recorded
+    #: before, and `actions` are only the new ones.
+    base: int | None = None
 
     @property
     def failed(self) -> bool:
@@ -86,6 +109,102 @@ def build_context(
         "upperSchemaVersionNew": 2,
     }
     return '{"history":[' + ",".join(history) + "]," + json.dumps(head)[1:]
+
+
+@dataclass
+class Session:
+    """A live orchestration between episodes: the SDK's executor and context after the last one.
+
+    `seen`: how many top-level actions of the context were already read (the rest are new);
+    `recorded`: how many atomic actions those were; `timers`: the timer actions by task id, to
+    see cancellations (the decider registers them as it gives them ids).
+    """
+
+    executor: TaskOrchestrationExecutor
+    context: DurableOrchestrationContext
+    seen: int = 0
+    recorded: int = 0
+    timers: dict[int, Any] = field(default_factory=dict)
+    new_objects: list[Any] = field(default_factory=list)  #: the last episode's new atomic actions
+
+    def canceled(self, timer_id: int) -> bool:
+        action = self.timers.get(timer_id)
+        return bool(action is not None and action.is_cancelled)
+
+    def note_timer(self, index: int, timer_id: int) -> None:
+        """Action `index` of the last reply's `actions` is the open timer `timer_id`."""
+        self.timers[timer_id] = self.new_objects[index]
+
+
+def start_session(handle: Callable[[str], str], context_json: str) -> tuple[Reply, Session | None]:
+    """Replay the whole history, as the SDK handle does; keep the session if the orchestration
+    goes on (a handle that is not the SDK's `Orchestrator.create` result gets none)."""
+    fn = getattr(handle, "orchestrator_function", None)
+    if fn is None:
+        return run_orchestrator(handle, context_json), None
+    # what the handle does (orchestrator.py `Orchestrator.create`), keeping the objects
+    context = DurableOrchestrationContext.from_json(context_json)
+    context._input_expected_type = getattr(handle, "_df_input_type", None)
+    orchestrator = Orchestrator(fn)
+    reply = run_orchestrator(lambda _: orchestrator.handle(context), context_json)
+    if reply.done or reply.failed:
+        return reply, None
+    context._histories = []  # read only by the replay above: free it
+    session = Session(orchestrator.task_orchestration_executor, context)
+    session.new_objects = _new_objects(session)  # all of them: they align with `reply.actions`
+    return reply, session
+
+
+def _new_objects(session: Session) -> list[Any]:
+    """The atomic action objects added since the session was last read (depth-first)."""
+    top = session.context._action_payload_v2  # schema V2+: the context announces it
+    added = list(flatten_objects(top[session.seen:]))
+    session.seen = len(top)
+    session.recorded += len(added)
+    return added
+
+
+def flatten_objects(actions: Sequence[Any]) -> Iterator[Any]:
+    """`flatten` for the SDK's action objects."""
+    for action in actions:
+        if action.action_type in (WHEN_ALL, WHEN_ANY):
+            yield from flatten_objects(action.compound_tasks)
+        else:
+            yield action
+
+
+def continue_session(session: Session, new_events: Sequence[str]) -> Reply:
+    """Run one episode's new events (JSON texts, OrchestratorStarted first) in a live session;
+    the reply's actions are only the new ones (`base` = how many were recorded before)."""
+    executor, context = session.executor, session.context
+    base = session.recorded
+    try:
+        events = [HistoryEvent(**json.loads(text)) for text in new_events]
+        executor._is_processing_new_events = True  # as execute() past the last OrchestratorStarted
+        for item in events:
+            executor.process_event(item)
+            if executor.has_execution_completed:
+                break
+        # what get_orchestrator_state_str() checks and reports, for the new actions only
+        if executor.output is not None:
+            try:
+                json.dumps(executor.output)
+            except Exception as exc:  # the SDK's own rule: an unserialisable output fails
+                executor.output, executor.exception = None, exc
+        objects = _new_objects(session)
+        session.new_objects = objects
+        actions = json.loads(json.dumps([a.to_json() for a in objects]))
+        output = json.loads(json.dumps(executor.output))
+        custom = context.custom_status
+        custom = json.loads(json.dumps(custom)) if custom else None
+    except Exception as exc:  # the SDK's machinery itself failed: like a handle raising without state
+        return _reply({}, error=str(exc) or type(exc).__name__)
+    failure = executor.exception
+    error = None if failure is None else (str(failure) or "Exception")
+    return Reply(
+        actions=actions, done=bool(executor.orchestration_invocation_succeeded) and error is None,
+        output=output, custom_status=custom, error=error, raw={"session": True}, base=base,
+    )
 
 
 def run_orchestrator(handle: Callable[[str], str], context_json: str) -> Reply:

@@ -16,13 +16,37 @@ from psycopg_pool import AsyncConnectionPool
 
 from . import queries as q
 from .clock import DatabaseClock
-from .model import TERMINAL, EpisodeOutcome, InboxRow, InstanceRow, NewChild, NewMessage, Status
+from .model import TERMINAL, EpisodeOutcome, InboxRow, InstanceRow, NewMessage, Status
 
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,40}$")
 
 
 class LeaseLost(Exception):
     """Another worker took over the claim (it expired): this worker's writes were rolled back."""
+
+
+@dataclass(frozen=True)
+class ClaimedEpisode:
+    """An instance leased to this worker, with what its episode reads.
+
+    `history` is None when the claim did not read it: this backend run wrote the last episode
+    (its cache should have it), or the instance is finished (its episodes replay nothing).
+    `stale`: the messages and history were read before another worker's commit that the claimed
+    row already reflects: read them again (see queries.CLAIM_EPISODES).
+    """
+
+    row: InstanceRow
+    inbox: list[InboxRow]
+    history: list[str] | None
+    stale: bool
+
+
+@dataclass
+class StoreCounters:
+    """What the workers asked of the database: round trips, and commits (writing transactions)."""
+
+    round_trips: int = 0
+    commits: int = 0
 
 
 @dataclass(frozen=True)
@@ -67,6 +91,9 @@ class WorkerStore:
     """The queries the episode and activity workers run.
 
     Claims and the due-time query return the database's `now()`, which calibrates `clock`.
+    `owner` is the host identity written on every claim (a restarted host reclaims its own
+    claims at once); `holder` identifies this backend run, whose worker caches the histories it
+    wrote, so its claims need not read them. `counters` count round trips and commits.
     """
 
     def __init__(
@@ -74,33 +101,45 @@ class WorkerStore:
         pool: AsyncConnectionPool[AsyncConnection[Any]],
         lease_seconds: float,
         clock: DatabaseClock | None = None,
+        *,
+        owner: str = "",
+        holder: UUID | None = None,
+        counters: StoreCounters | None = None,
     ) -> None:
         self.pool = pool
         self.lease_seconds = lease_seconds
         self.clock = clock or DatabaseClock()
+        self.owner = owner
+        self.holder = holder
+        self.counters = counters or StoreCounters()
 
-    async def claim_episodes(self, limit: int, token: UUID) -> tuple[list[InstanceRow], datetime | None]:
-        """Lease up to `limit` instances; also return the database's time of the claim."""
+    async def claim_episodes(self, limit: int, token: UUID) -> tuple[list[ClaimedEpisode], datetime | None]:
+        """Lease up to `limit` instances with their due messages and (unless this run wrote it
+        last) their history, in one round trip; also return the database's time of the claim."""
         sent = self.clock.process_clock()
+        params = {"limit": limit, "token": token, "lease": self.lease_seconds, "owner": self.owner,
+                  "holder": self.holder}
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                q.CLAIM_EPISODES, {"limit": limit, "token": token, "lease": self.lease_seconds}
-            )
+            cur = await conn.execute(q.CLAIM_EPISODES, params)
             rows = await cur.fetchall()
+        self.counters.round_trips += 1
         if not rows:
             return [], None
+        self.counters.commits += 1
         claimed_at: datetime = rows[0][-1]
         self.clock.calibrate(claimed_at, sent, self.clock.process_clock())
-        found = [
-            InstanceRow(
+        found = []
+        for r in rows:
+            row = InstanceRow(
                 instance_id=r[0], execution_id=r[1], name=r[2], version=r[3], status=Status(r[4]),
                 input=r[5], custom_status=r[6], parent_instance_id=r[7], parent_execution_id=r[8],
                 parent_task_id=r[9], next_event_id=r[10], history_len=r[11], open_ids=r[12],
                 retries=r[13], actions=r[14], lease_token=r[15], episode_attempts=r[16],
                 last_error=r[17],
             )
-            for r in rows
-        ]
+            messages = zip(r[19] or [], r[20] or [], r[21] or [], r[22] or [], strict=True)
+            inbox = [InboxRow(*m) for m in messages]
+            found.append(ClaimedEpisode(row, inbox, r[23], stale=bool(r[18])))
         return found, claimed_at
 
     async def load_inbox(self, instance_ids: list[str]) -> dict[str, list[InboxRow]]:
@@ -109,6 +148,7 @@ class WorkerStore:
             cur = await conn.execute(q.LOAD_INBOX, (instance_ids,))
             for message_id, instance_id, execution_id, kind, text in await cur.fetchall():
                 found[instance_id].append(InboxRow(message_id, execution_id, kind, text))
+        self.counters.round_trips += 1
         return found
 
     async def load_history(self, instance_ids: list[str]) -> dict[str, list[str]]:
@@ -119,77 +159,59 @@ class WorkerStore:
             cur = await conn.execute(q.LOAD_HISTORY, (instance_ids,))
             for instance_id, text in await cur.fetchall():
                 found[instance_id].append(text)
+        self.counters.round_trips += 1
         return found
 
     async def commit_episode(self, row: InstanceRow, out: EpisodeOutcome) -> None:
-        """Apply an episode in one transaction; raise LeaseLost (and write nothing) if fenced off."""
+        """Apply an episode: one statement, so one round trip and one transaction, fenced by the
+        claim's lease token; raise LeaseLost (nothing was written) if another worker took it."""
         restarted = out.new_execution is not None
         execution_id, raw_input = out.new_execution or (row.execution_id, row.input)
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                q.UPDATE_INSTANCE,
-                {
-                    "status": out.status.value,
-                    "output": out.output,
-                    "custom_status": out.custom_status,
-                    "execution_id": execution_id,
-                    "input": raw_input,
-                    "next_event_id": out.next_event_id,
-                    "history_len": 0 if restarted else row.history_len + len(out.history),
-                    "open_ids": Jsonb(out.open_ids),
-                    "retries": Jsonb(out.retries),
-                    "reset_actions": restarted,
-                    "new_actions": Jsonb(out.new_actions),
-                    "instance_id": row.instance_id,
-                    "token": row.lease_token,
-                },
-            )
-            if cur.rowcount != 1:
-                raise LeaseLost(row.instance_id)
-            messages = list(out.messages)
-            async with conn.pipeline():
-                if restarted:
-                    await conn.execute(q.DELETE_HISTORY, (row.instance_id,))
-                    await conn.execute(q.DELETE_INBOX_EXECUTION, (row.instance_id, row.execution_id))
-                elif out.history:
-                    start = row.history_len
-                    seqs = list(range(start, start + len(out.history)))
-                    await conn.execute(q.APPEND_HISTORY, (row.instance_id, seqs, out.history))
-                if out.consumed:
-                    await conn.execute(q.DELETE_INBOX_IDS, (out.consumed,))
-                if out.drop_pending:
-                    await conn.execute(q.DELETE_INBOX_ALL, (row.instance_id,))
-                if out.canceled_timers:
-                    await conn.execute(
-                        q.DELETE_TIMERS, (row.instance_id, row.execution_id, out.canceled_timers)
-                    )
-                if out.activities:
-                    acts = out.activities
-                    await conn.execute(
-                        q.INSERT_ACTIVITIES,
-                        (row.instance_id, row.execution_id, [a.task_id for a in acts],
-                         [a.name for a in acts], [a.input for a in acts]),
-                    )
-            for child in out.children:
-                messages.append(await self._create_child(conn, row, child))
-            if messages:
-                await insert_messages(conn, messages)
-
-    async def _create_child(
-        self, conn: AsyncConnection[Any], parent: InstanceRow, child: NewChild
-    ) -> NewMessage:
-        """Create a sub-orchestration; if its id belongs to a live instance, fail the call instead."""
+        messages, acts, children = out.messages, out.activities, out.children
         params = {
-            "instance_id": child.instance_id, "execution_id": child.execution_id, "name": child.name,
-            "version": "", "input": child.input, "parent_instance_id": parent.instance_id,
-            "parent_execution_id": parent.execution_id, "parent_task_id": child.parent_task_id,
+            "instance_id": row.instance_id, "token": row.lease_token,
+            # the worker caches no history of a finished or restarted instance (HistoryCache.put)
+            "holder": None if out.status in TERMINAL or restarted else self.holder,
+            "status": out.status.value, "output": out.output, "custom_status": out.custom_status,
+            "old_execution_id": row.execution_id, "execution_id": execution_id, "input": raw_input,
+            "restarted": restarted, "next_event_id": out.next_event_id,
+            "open_ids": Jsonb(out.open_ids), "retries": Jsonb(out.retries),
+            "new_actions": Jsonb(out.new_actions),
+            "history_from": row.history_len, "history": [] if restarted else out.history,
+            "consumed": out.consumed, "drop_pending": out.drop_pending,
+            "canceled_timers": out.canceled_timers,
+            "activity_tasks": [a.task_id for a in acts], "activity_names": [a.name for a in acts],
+            "activity_inputs": [a.input for a in acts],
+            "message_instances": [m.instance_id for m in messages],
+            "message_executions": [m.execution_id for m in messages],
+            "message_kinds": [m.kind for m in messages], "message_events": [m.event for m in messages],
+            "message_visible": [m.visible_at for m in messages],
+            "message_tasks": [m.task_id for m in messages],
+            "child_ids": [c.instance_id for c in children],
+            "child_executions": [c.execution_id for c in children],
+            "child_names": [c.name for c in children], "child_inputs": [c.input for c in children],
+            "child_tasks": [c.parent_task_id for c in children],
+            "child_started": [c.started_event for c in children],
+            "child_failed": [c.failed_event for c in children],
         }
-        created = await create_or_replace_instance(conn, params)
-        if created:
-            return NewMessage(child.instance_id, child.execution_id, child.started_event, None)
-        return NewMessage(
-            parent.instance_id, parent.execution_id, child.failed_event, None, child.parent_task_id
-        )
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(q.COMMIT_EPISODE, params)
+            result = await cur.fetchone()
+        self.counters.round_trips += 1
+        if result is None or not result[0]:
+            raise LeaseLost(row.instance_id)
+        self.counters.commits += 1
+
+    async def reclaim_own(self) -> tuple[int, int]:
+        """Release the claims this host identity holds: at start, those of its dead previous run.
+
+        Returns how many (instances, activities) were released; they are claimable at once.
+        """
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(q.RECLAIM_OWN, {"owner": self.owner})
+            row = await cur.fetchone()
+        self.counters.round_trips += 1
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     async def record_episode_failure(self, row: InstanceRow, error: str, delay: float) -> None:
         """Give a failed episode's claim back, claimable again after `delay` seconds."""
@@ -198,15 +220,17 @@ class WorkerStore:
                 q.RECORD_EPISODE_FAILURE,
                 {"error": error, "delay": delay, "instance_id": row.instance_id, "token": row.lease_token},
             )
+        self.counters.round_trips += 1
 
     async def claim_activities(self, limit: int, token: UUID) -> list[ClaimedActivity]:
         sent = self.clock.process_clock()
+        params = {"limit": limit, "token": token, "lease": self.lease_seconds, "owner": self.owner}
         async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                q.CLAIM_ACTIVITIES, {"limit": limit, "token": token, "lease": self.lease_seconds}
-            )
+            cur = await conn.execute(q.CLAIM_ACTIVITIES, params)
             rows = await cur.fetchall()
+        self.counters.round_trips += 1
         if rows:
+            self.counters.commits += 1
             self.clock.calibrate(rows[0][-1], sent, self.clock.process_clock())
         return [ClaimedActivity(r[0], r[1], r[2], r[3], r[4], r[5], token) for r in rows]
 
@@ -217,16 +241,22 @@ class WorkerStore:
                 q.COMPLETE_ACTIVITIES,
                 ([c.id for c, _ in done], [c.token for c, _ in done], [e for _, e in done]),
             )
+        self.counters.round_trips += 1
+        self.counters.commits += 1
 
     async def renew(self, tokens: list[UUID]) -> None:
+        """The heartbeat: extend the leases of these claims (one round trip)."""
         async with self.pool.connection() as conn, conn.pipeline():
             await conn.execute(q.RENEW_ACTIVITIES, (self.lease_seconds, tokens))
             await conn.execute(q.RENEW_INSTANCES, (self.lease_seconds, tokens))
+        self.counters.round_trips += 1
+        self.counters.commits += 2
 
     async def release(self, tokens: list[UUID]) -> None:
         async with self.pool.connection() as conn, conn.pipeline():
             await conn.execute(q.RELEASE_ACTIVITIES, (tokens,))
             await conn.execute(q.RELEASE_INSTANCES, (tokens,))
+        self.counters.round_trips += 1
 
     async def next_due(self) -> datetime | None:
         """When the next timer is due (database time); calibrates the clock on the way."""
@@ -234,6 +264,7 @@ class WorkerStore:
         async with self.pool.connection() as conn:
             cur = await conn.execute(q.NEXT_DUE)
             row = await cur.fetchone()
+        self.counters.round_trips += 1
         if row is None:
             return None
         self.clock.calibrate(row[1], sent, self.clock.process_clock())
@@ -275,7 +306,9 @@ async def create_or_replace_instance(conn: AsyncConnection[Any], params: dict[st
 
 __all__ = [
     "ClaimedActivity",
+    "ClaimedEpisode",
     "LeaseLost",
+    "StoreCounters",
     "WorkerStore",
     "channel_name",
     "connection_kwargs",

@@ -19,14 +19,15 @@ from .clock import DatabaseClock
 from .episode import decide, give_up
 from .model import TERMINAL, EpisodeOutcome, InstanceRow
 from .registry import ActivityFunction
-from .store import ClaimedActivity, LeaseLost, WorkerStore
+from .replay import Session
+from .store import ClaimedActivity, ClaimedEpisode, LeaseLost, StoreCounters, WorkerStore
 
 log = logging.getLogger("devhost.durable")
 
 
 @dataclass
-class WorkerStats:
-    """Counters a test or benchmark can read."""
+class WorkerStats(StoreCounters):
+    """Counters a test or benchmark can read (with the store's round trips and commits)."""
 
     episodes: int = 0
     activities: int = 0
@@ -34,6 +35,7 @@ class WorkerStats:
     episodes_failed: int = 0  #: attempts that raised (each retried after a backoff)
     instances_given_up: int = 0  #: instances failed because their episode kept failing
     activities_timed_out: int = 0  #: activity calls abandoned after functionTimeout
+    episodes_resumed: int = 0  #: committed episodes that ran in a live session (no full replay)
 
 
 class Wakeup:
@@ -41,6 +43,7 @@ class Wakeup:
 
     def __init__(self) -> None:
         self.events: list[asyncio.Event] = []
+        self.idle: list[asyncio.Event] = []  #: of loops asleep in `sleep`
 
     def new(self) -> asyncio.Event:
         self.events.append(asyncio.Event())
@@ -49,6 +52,22 @@ class Wakeup:
     def wake(self) -> None:
         for item in self.events:
             item.set()
+
+    def wake_one(self) -> None:
+        """Local work for one claim: wake one sleeping loop, not all (the others would each
+        make an empty claim); when none sleeps, all, as the busy ones look again after their work."""
+        for item in self.idle:
+            if not item.is_set():
+                item.set()
+                return
+        self.wake()
+
+    async def sleep(self, event: asyncio.Event, seconds: float) -> None:
+        self.idle.append(event)
+        try:
+            await sleep_until_set(event, seconds)
+        finally:
+            self.idle.remove(event)
 
 
 async def sleep_until_set(event: asyncio.Event, seconds: float) -> None:
@@ -90,14 +109,26 @@ class TimerHorizon:
 
 
 class HistoryCache:
-    """Histories this worker wrote last, so a following episode needs no history query.
+    """Histories this worker wrote last, so a following episode needs no history query, and the
+    live sessions of the most recent `session_capacity` instances, so it needs no full replay
+    (replay.py, Sessions).
 
-    An entry is used only when its length equals the claimed row's `history_len`.
+    An entry is used only when its execution and length equal the claimed row's.
     """
 
-    def __init__(self, capacity: int = 4096) -> None:
+    def __init__(self, capacity: int = 4096, session_capacity: int = 256) -> None:
         self.capacity = capacity
         self.items: OrderedDict[str, tuple[str, list[str]]] = OrderedDict()
+        self.session_capacity = session_capacity
+        self.sessions: OrderedDict[str, tuple[str, int, Session]] = OrderedDict()
+
+    def session(self, row: InstanceRow) -> Session | None:
+        """The live session left by this instance's last episode, if it is the claimed state;
+        taken out (an episode advances it: only a committed one puts it back)."""
+        hit = self.sessions.pop(row.instance_id, None)
+        if hit is None or hit[0] != row.execution_id or hit[1] != row.history_len:
+            return None
+        return hit[2]
 
     def get(self, row: InstanceRow) -> list[str] | None:
         if row.history_len == 0:
@@ -109,16 +140,23 @@ class HistoryCache:
         return hit[1]
 
     def put(self, row: InstanceRow, history: list[str], out: EpisodeOutcome) -> None:
+        """Keep `history` (extended by the episode's events) for the instance's next episode."""
         if out.status in TERMINAL or out.new_execution is not None:
-            self.items.pop(row.instance_id, None)
+            self.forget(row.instance_id)
             return
-        self.items[row.instance_id] = (row.execution_id, history + out.history)
+        history.extend(out.history)  # in place: no copy of the whole history per episode
+        self.items[row.instance_id] = (row.execution_id, history)
         self.items.move_to_end(row.instance_id)
         while len(self.items) > self.capacity:
             self.items.popitem(last=False)
+        if out.session is not None:
+            self.sessions[row.instance_id] = (row.execution_id, len(history), out.session)
+            while len(self.sessions) > self.session_capacity:
+                self.sessions.popitem(last=False)
 
     def forget(self, instance_id: str) -> None:
         self.items.pop(instance_id, None)
+        self.sessions.pop(instance_id, None)
 
 
 class EpisodeWorker:
@@ -154,39 +192,61 @@ class EpisodeWorker:
         self.on_scheduled: Callable[[], None] = lambda: None
         self.on_messages: Callable[[], None] = lambda: None
 
-    async def run(self, wake: asyncio.Event) -> None:
-        """One lane: claim and process batches until stopped; sleep until woken or a timer is due."""
+    async def run(self, wake: asyncio.Event, wakeup: Wakeup | None = None) -> None:
+        """One lane: claim and process batches until stopped; sleep until woken or a timer is due.
+
+        A batch that was not full took everything due: the lane claims again only when woken
+        (local work and NOTIFY set `wake`, also while the batch ran) or when a timer is due,
+        not at once, which would cost an empty claim per episode when the load is light.
+        """
         while not self.stopping:
             wake.clear()
             try:
-                if await self.run_batch():
+                if await self.run_batch() >= self.batch:
                     continue
                 timeout = await self.horizon.seconds_until_due(self.store, self.poll_interval)
             except Exception:  # a database hiccup must not kill the lane: log, back off, retry
                 log.exception("durable episode lane failed; retrying")
                 timeout = self.poll_interval
             if not self.stopping:
-                await sleep_until_set(wake, timeout)
+                await (wakeup.sleep(wake, timeout) if wakeup else sleep_until_set(wake, timeout))
 
-    async def run_batch(self) -> bool:
+    async def run_batch(self) -> int:
+        """Claim and process one batch; return how many instances it claimed."""
         token = uuid4()
-        rows, claimed_at = await self.store.claim_episodes(self.batch, token)
-        if not rows or claimed_at is None:
-            return False
+        claims, claimed_at = await self.store.claim_episodes(self.batch, token)
+        if not claims or claimed_at is None:
+            return 0
         self.held.add(token)
         try:
-            ids = [r.instance_id for r in rows]
-            inbox = await self.store.load_inbox(ids)
-            cached = {r.instance_id: self.cache.get(r) for r in rows}
-            loaded = await self.store.load_history([i for i, h in cached.items() if h is None])
-            histories = {i: (h if h is not None else loaded.get(i, [])) for i, h in cached.items()}
+            histories = {c.row.instance_id: self.history_of(c) for c in claims}
+            inbox = {c.row.instance_id: c.inbox for c in claims}
+            stale = [c.row.instance_id for c in claims if c.stale]
+            if stale:  # read before a concurrent commit (queries.CLAIM_EPISODES): read again
+                inbox.update(await self.store.load_inbox(stale))
+                inbox.update({i: inbox.get(i, []) for i in stale})
+            missing = [i for i, h in histories.items() if h is None]
+            loaded = await self.store.load_history(missing)
             await asyncio.gather(
-                *(self.process(r, histories[r.instance_id], inbox.get(r.instance_id, []), claimed_at)
-                  for r in rows)
+                *(self.process(c.row, history if history is not None else loaded.get(c.row.instance_id, []),
+                               inbox[c.row.instance_id], claimed_at)
+                  for c in claims for history in [histories[c.row.instance_id]])
             )
         finally:
             self.held.discard(token)
-        return True
+        return len(claims)
+
+    def history_of(self, claim: ClaimedEpisode) -> list[str] | None:
+        """The claimed instance's history: read by the claim, else cached; None: read it."""
+        row = claim.row
+        if claim.stale:
+            self.cache.forget(row.instance_id)
+            return [] if row.history_len == 0 else None
+        if claim.history is not None and len(claim.history) == row.history_len:
+            return list(claim.history)
+        if row.status in TERMINAL:  # nothing is replayed: late messages are only discarded
+            return []
+        return self.cache.get(row)
 
     async def process(
         self, row: InstanceRow, history: list[str], inbox: list[Any], now: datetime
@@ -197,9 +257,10 @@ class EpisodeWorker:
                                "stopped or lost the lease every time)")
             return
         loop = asyncio.get_running_loop()
+        session = self.cache.session(row)
         try:
-            if len(history) <= self.inline_max_events:
-                out = decide(row, history, inbox, self.orchestrators, now)
+            if session is not None or len(history) <= self.inline_max_events:
+                out = decide(row, history, inbox, self.orchestrators, now, session)
             else:
                 out = await loop.run_in_executor(
                     self.executor, decide, row, history, inbox, self.orchestrators, now
@@ -213,6 +274,7 @@ class EpisodeWorker:
             self.cache.forget(row.instance_id)
             await self.failed(row, now, exc)
             return
+        self.stats.episodes_resumed += session is not None
         self.committed(row, history, out)
 
     def committed(self, row: InstanceRow, history: list[str], out: EpisodeOutcome) -> None:
@@ -307,7 +369,7 @@ class ActivityWorker:
         self.done: asyncio.Queue[tuple[ClaimedActivity, str]] = asyncio.Queue()
         self.slot_free = asyncio.Event()
         self.stopping = False
-        self.on_recorded: Callable[[], None] = lambda: None
+        self.on_recorded: Callable[[int], None] = lambda count: None  #: completions recorded
 
     async def run(self, wake: asyncio.Event) -> None:
         while not self.stopping:
@@ -321,22 +383,23 @@ class ActivityWorker:
                 claimed = await self.claim(free)
             except Exception:
                 log.exception("durable activity claim failed; retrying")
-                claimed = False
-            if not claimed and not self.stopping:
+                claimed = 0
+            if claimed < free and not self.stopping:  # took all that was due: wait to be woken
                 await sleep_until_set(wake, self.poll_interval)
 
-    async def claim(self, limit: int) -> bool:
+    async def claim(self, limit: int) -> int:
+        """Claim up to `limit` calls and start them; return how many."""
         token = uuid4()
         claims = await self.store.claim_activities(limit, token)
         if not claims:
-            return False
+            return 0
         self.held.add(token)
         self.outstanding[token] = len(claims)
         for claim in claims:
             task = asyncio.create_task(self.execute(claim), name=f"activity {claim.name}")
             self.running[task] = claim
             task.add_done_callback(self._finished)
-        return True
+        return len(claims)
 
     async def execute(self, claim: ClaimedActivity) -> None:
         activity = self.activities.get(claim.name)
@@ -384,7 +447,7 @@ class ActivityWorker:
                 await asyncio.sleep(0.2 * (attempt + 1))
                 continue
             self.stats.activities += len(batch)
-            self.on_recorded()
+            self.on_recorded(len(batch))
             break
         for claim, _ in batch:
             left = self.outstanding.get(claim.token, 1) - 1

@@ -124,3 +124,82 @@ def test_parse_cache_values_share_one_zone_object() -> None:
     cached = import_module("azure.durable_functions.models.history.HistoryEvent").dt_parse
     zones = {id(cached(f"2024-05-01T10:{m:02d}:{s:02d}.5Z").tzinfo) for m in range(3) for s in range(60)}
     assert len(zones) == 1
+
+
+# --- sessions: the next episode runs only its new events ------------------------------------
+
+EPOCH = utc_now().replace(microsecond=0)
+
+
+class Driven:
+    """One instance driven to its end, an episode a second: every activity completes (or fails,
+    for `always_fails`), every timer fires when due, an `Approve` event arrives after the first
+    episode. With `sessions`, each
+    episode continues the live session the previous one left instead of replaying the history."""
+
+    def __init__(self, name: str, raw_input: str | None, *, sessions: bool) -> None:
+        self.instance = Instance(name, raw_input)
+        self.instance.inbox[0] = InboxRow(1, "e", "event", as_new(execution_started(
+            moment=EPOCH, name=name, version="", raw_input=raw_input, instance_id="i", execution_id="e")))
+        self.sessions = sessions
+        self.session: Any = None
+        self.next_id = 2
+        self.output: str | None = None
+        self.canceled: list[int] = []
+        self.timers: list[tuple[Any, str]] = []
+
+    def episode(self, number: int) -> tuple[Any, ...]:
+        instance, now = self.instance, EPOCH + timedelta(seconds=number)
+        for due, text in [p for p in self.timers if p[0] <= now]:  # timers fire when due
+            self.timers.remove((due, text))
+            instance.inbox.append(InboxRow(self.next_id, "e", "event", text))
+            self.next_id += 1
+        out = decide(instance.row, instance.history, instance.inbox, FUNCTIONS.orchestrators, now,
+                     self.session if self.sessions else None)
+        self.session = out.session
+        self.output, self.canceled = out.output, self.canceled + out.canceled_timers
+        instance.inbox = [m for m in instance.inbox if m.id not in out.consumed]
+        incoming = []
+        if number == 0 and instance.row.name.startswith("approval"):  # before any timer fires
+            incoming.append(as_new(event(EventType.EVENT_RAISED, now, Name="Approve", Input='"yes"')))
+        self.timers += [(m.visible_at or now, m.event) for m in out.messages]
+        for call in out.activities:
+            kind, fields = ((EventType.TASK_FAILED, {"Reason": "disk full", "Details": None})
+                            if call.name == "always_fails" else
+                            (EventType.TASK_COMPLETED, {"Result": json.dumps(f"{call.name}:{call.input}")}))
+            incoming.append(as_new(event(kind, now, TaskScheduledId=call.task_id, **fields)))
+        for text in incoming:
+            instance.inbox.append(InboxRow(self.next_id, "e", "event", text))
+            self.next_id += 1
+        instance.history += out.history
+        row = instance.row
+        row.status, row.next_event_id, row.open_ids, row.retries = (
+            out.status, out.next_event_id, out.open_ids, out.retries)
+        row.actions, row.history_len = row.actions + out.new_actions, len(instance.history)
+        row.custom_status = out.custom_status
+        return (out.status, out.output, out.custom_status, out.history, out.new_actions,
+                [(a.task_id, a.name, a.input) for a in out.activities], [m.event for m in out.messages],
+                out.consumed, out.canceled_timers)
+
+
+@pytest.mark.parametrize(("name", "raw_input"), [
+    ("sequence", json.dumps(json.dumps(["a", "b", "c", "d"]))), ("fan_out", json.dumps(json.dumps(3))), ("timer", None),
+    ("approval", None), ("approval_or_timeout", None), ("retry_exhausted", None), ("failing", None),
+])
+def test_an_episode_continued_in_its_session_writes_exactly_what_a_full_replay_writes(
+    name: str, raw_input: str | None
+) -> None:
+    replayed, continued = Driven(name, raw_input, sessions=False), Driven(name, raw_input, sessions=True)
+    resumed = 0
+    for number in range(40):
+        resumed += continued.session is not None
+        assert continued.episode(number) == replayed.episode(number), f"episode {number}"
+        if replayed.instance.row.status in (Status.COMPLETED, Status.FAILED):
+            break
+    else:
+        pytest.fail(f"{name} did not finish")
+    assert continued.instance.history == replayed.instance.history
+    assert continued.session is None  # a finished instance keeps no session
+    assert resumed >= 1, "no episode ran in a session"
+    if name == "approval_or_timeout":  # the timeout timer was cancelled in a session episode
+        assert continued.output == json.dumps("approved") and continued.canceled

@@ -47,7 +47,7 @@ def refuse_history_rows(dsn: str, *, matching: str, times: int | None) -> None:
 async def test_an_undecodable_message_fails_the_instance_after_the_attempt_limit_and_tells_the_parent(
     start_backend: StartBackend, empty_database_url: str
 ) -> None:
-    running = await start_backend(**POISON_OPTIONS)  # lease_seconds stays 30: backoff, not expiry
+    running = await start_backend(**POISON_OPTIONS, lease_seconds=30)  # backoff, not lease expiry
     parent = await running.client.start_new("supervise_approval", "poison")
     child = f"{parent}-child"
     await wait_for_status(running.client, child, lambda s: s.custom_status == {"stage": "waiting for approval"})

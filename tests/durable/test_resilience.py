@@ -6,6 +6,7 @@ import asyncio
 import os
 import signal
 import sys
+import time
 from collections import Counter
 
 import azure.durable_functions as df
@@ -43,23 +44,19 @@ async def test_two_backends_share_work_without_duplicating_an_episode(
         assert len(completed_ids(history)) == 3 == len(set(completed_ids(history)))
 
 
-@pytest.mark.slow  # a backend subprocess, SIGKILLed mid-run
-async def test_sigkilled_backend_loses_nothing_and_a_fresh_one_finishes_every_instance(
-    start_backend: StartBackend, empty_database_url: str
-) -> None:
+async def kill_mid_run(dsn: str, lease_seconds: float, host_id: str, instances: int) -> list[str]:
+    """A backend process runs `instances` x 6 slow steps and is SIGKILLed once some, but not all,
+    activity work has been recorded; returns the instance ids."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tests.durable.run_backend", empty_database_url, "1",
+        sys.executable, "-m", "tests.durable.run_backend", dsn, str(lease_seconds), host_id,
         stdout=asyncio.subprocess.PIPE, cwd=os.getcwd(),
     )
     try:
         async with asyncio.timeout(20):
             line = (await process.stdout.readline()).decode().split()  # type: ignore[union-attr]
         assert line[0] == "READY", line
-        doomed = df.DurableOrchestrationClient(
-            await start_binding_for(line[1])
-        )
-        ids = [await doomed.start_new("slow_steps", f"crash-{n}", 6) for n in range(8)]
-        # kill once some, but not all, activity work has been recorded
+        doomed = df.DurableOrchestrationClient(await start_binding_for(line[1]))
+        ids = [await doomed.start_new("slow_steps", f"crash-{n}", 6) for n in range(instances)]
         async with asyncio.timeout(15):
             while True:
                 done = 0
@@ -72,14 +69,37 @@ async def test_sigkilled_backend_loses_nothing_and_a_fresh_one_finishes_every_in
     finally:
         process.send_signal(signal.SIGKILL)
         await process.wait()
-    assert done < 8 * 6
-    fresh = await start_backend(lease_seconds=1)
+    assert done < instances * 6
+    return ids
+
+
+async def assert_all_completed_once(running: Running, ids: list[str], timeout: float) -> None:
     for instance_id in ids:
-        status = await wait_until_done(fresh.client, instance_id, timeout=30)
+        status = await wait_until_done(running.client, instance_id, timeout=timeout)
         assert status.runtime_status.value == "Completed"
         assert status.output == 0.3
-        history = (await fresh.client.get_status(instance_id, show_history=True)).historyEvents
+        history = (await running.client.get_status(instance_id, show_history=True)).historyEvents
         assert sorted(Counter(completed_ids(history)).values()) == [1] * 6
+
+
+@pytest.mark.slow  # a backend subprocess, SIGKILLed mid-run
+async def test_sigkilled_backend_loses_nothing_and_a_fresh_one_finishes_every_instance(
+    start_backend: StartBackend, empty_database_url: str
+) -> None:
+    ids = await kill_mid_run(empty_database_url, 1, "doomed-host", 8)
+    fresh = await start_backend(lease_seconds=1, host_id="another-host")
+    await assert_all_completed_once(fresh, ids, timeout=30)
+
+
+@pytest.mark.slow  # a backend subprocess, SIGKILLed mid-run
+async def test_a_sigkilled_host_restarted_with_its_identity_finishes_its_work_without_waiting_for_leases(
+    start_backend: StartBackend, empty_database_url: str
+) -> None:
+    ids = await kill_mid_run(empty_database_url, 60, "restarted-host", 4)
+    started = time.monotonic()
+    restarted = await start_backend(lease_seconds=60, host_id="restarted-host")
+    await assert_all_completed_once(restarted, ids, timeout=20)
+    assert time.monotonic() - started < 20  # its dead run's 60 s leases were taken back at start
 
 
 async def start_binding_for(rpc_base_url: str) -> str:
