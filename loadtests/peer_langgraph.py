@@ -42,7 +42,6 @@ import sys
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
@@ -55,55 +54,23 @@ from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Send
 from psycopg import AsyncConnection
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
+
+from loadtests.peer_common import SMALL, TeamShape, no_backends, xact_commit
 
 #: Supersteps a team may take (LangGraph's default of 25 is below this shape's ~30).
 RECURSION_LIMIT = 500
 
 
-@dataclass(frozen=True)
-class TaskShape:
-    key: str
-    title: str
-    dependencies: tuple[str, ...]
-    steps: int  #: worker steps before the first review
-    revise: bool  #: the first review says "revise" (then one more step and one more review)
-
-
-@dataclass(frozen=True)
-class TeamShape:
-    goal: str
-    tasks: tuple[TaskShape, ...]
-
-    @property
-    def calls(self) -> int:
-        """LLM calls of one team: plan, every step, every review, summary."""
-        return 2 + sum(t.steps + 1 + 2 * t.revise for t in self.tasks)
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> TeamShape:
-        raw = json.loads(text)
-        return cls(raw["goal"], tuple(TaskShape(t["key"], t["title"], tuple(t["dependencies"]), int(t["steps"]),
-                                                bool(t["revise"])) for t in raw["tasks"]))
-
-
-#: A small team for the test: two parallel tasks, then one that needs both (one revision).
-SMALL = TeamShape("A small team", (TaskShape("a", "Task a", (), 2, False), TaskShape("b", "Task b", (), 1, False),
-                                   TaskShape("c", "Task c", ("a", "b"), 2, True)))
-
-
-class CannedChatModel(BaseChatModel):
+class CannedChatModel(BaseChatModel):  # type: ignore[misc]
     """A chat model that answers at once from the team's shape, the way Ghost Pirates' offline
     provider answers from its prompt: the plan as JSON, steps as JSON with `is_final`, reviews
     "approve" or "revise: ...", a summary. Counts its calls."""
 
     shape_json: str
     calls: int = 0
+    announce_at: int = 0  #: says `half` on stdout when this call is made (the crash run)
 
     @property
     def _llm_type(self) -> str:
@@ -114,6 +81,8 @@ class CannedChatModel(BaseChatModel):
         kind, _, rest = str(messages[-1].content).partition("\n")
         words = kind.split()
         self.calls += 1
+        if self.calls == self.announce_at:
+            say(event="half", calls=self.calls)
         if words[0] == "plan":
             return json.dumps({"tasks": [{"key": t.key, "title": t.title, "dependencies": list(t.dependencies)}
                                          for t in shape.tasks]})
@@ -304,7 +273,8 @@ class Peer:
 def check(final: dict[str, Any], shape: TeamShape) -> None:
     """A finished team: every task done, a summary, one chat message per LLM answer."""
     if set(final.get("done", {})) != {t.key for t in shape.tasks} or not final.get("summary"):
-        raise RuntimeError(f"team did not finish: done {sorted(final.get('done', {}))}, summary {final.get('summary')!r}")
+        raise RuntimeError(f"team did not finish: done {sorted(final.get('done', {}))}, "
+                           f"summary {final.get('summary')!r}")
     if len(final.get("messages", [])) != shape.calls:
         raise RuntimeError(f"team has {len(final.get('messages', []))} messages, expected {shape.calls}")
 
@@ -313,63 +283,43 @@ def say(**fields: Any) -> None:
     print(json.dumps(fields), flush=True)
 
 
-async def _no_backends(dsn: str, seconds: float = 10) -> None:
-    """Wait until no connection to the run's database is left (their statistics are then flushed)."""
-    name = str(conninfo_to_dict(dsn)["dbname"])
-    async with await AsyncConnection.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as conn:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            row = await (await conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,))).fetchone()
-            if row is not None and row[0] == 0:
-                return
-            await asyncio.sleep(0.02)
-        raise TimeoutError(f"connections to {name} still open after {seconds} s")
-
-
-async def xact_commit(dsn: str) -> int:
-    """Committed transactions of the run's database so far (read from the `postgres` database)."""
-    name = str(conninfo_to_dict(dsn)["dbname"])
-    async with await AsyncConnection.connect(make_conninfo(dsn, dbname="postgres"), autocommit=True) as conn:
-        await conn.execute("SELECT pg_stat_clear_snapshot()")
-        row = await (await conn.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = %s",
-                                        (name,))).fetchone()
-        return int(row[0]) if row else 0
-
-
-async def alone(dsn: str, shape: TeamShape, teams: int) -> None:
-    """A warm-up team, then `teams` one at a time: wall seconds of each, and the commits they made."""
+async def alone(dsn: str, shape: TeamShape, teams: int) -> dict[str, Any]:
+    """A warm-up team, then `teams` one at a time: wall seconds of each, the commits they made (the
+    pool is closed around them so every backend's counters are flushed) and this process's CPU."""
     peer = Peer(dsn, shape)
     await peer.open()
     await peer.setup()
     await peer.team()
     await peer.close()
-    await _no_backends(dsn)
+    await no_backends(dsn)
     before = await xact_commit(dsn)
     await peer.open()
+    cpu = time.process_time()
     seconds = [(await peer.team())[1] for _ in range(teams)]
+    cpu = time.process_time() - cpu
     await peer.close()
-    await _no_backends(dsn)
+    await no_backends(dsn)
     commits = await xact_commit(dsn) - before
-    say(event="alone", seconds=seconds, calls=shape.calls, commits=commits, teams=teams,
-        llm_calls=peer.model.calls)
+    return {"event": "alone", "seconds": seconds, "calls": shape.calls, "commits": commits, "teams": teams,
+            "cpu_seconds": cpu, "llm_calls": peer.model.calls}
 
 
-async def concurrent(dsn: str, shape: TeamShape, teams: int, rounds: int) -> None:
-    """A warm-up round, then `rounds` rounds of `teams` at once: wall seconds of each round."""
+async def concurrent(dsn: str, shape: TeamShape, teams: int, rounds: int) -> dict[str, Any]:
+    """A warm-up team, then `rounds` rounds of `teams` at once: wall seconds of each round."""
     peer = Peer(dsn, shape)
     await peer.open()
     await peer.setup()
-    await asyncio.gather(*(peer.team() for _ in range(teams)))
+    await peer.team()  # warm-up, as on Ghost Pirates' side
     walls = []
     for _ in range(rounds):
         started = time.perf_counter()
         await asyncio.gather(*(peer.team() for _ in range(teams)))
         walls.append(time.perf_counter() - started)
     await peer.close()
-    say(event="concurrent", seconds=walls, calls=shape.calls * teams, teams=teams)
+    return {"event": "concurrent", "seconds": walls, "calls": shape.calls * teams, "teams": teams}
 
 
-async def crash(dsn: str, shape: TeamShape, teams: int) -> None:
+async def crash(dsn: str, shape: TeamShape, teams: int) -> dict[str, Any]:
     """`teams` at once; says `half` once half their LLM calls are made, and goes on until killed
     (or says `finished` if the parent was too slow to kill it)."""
     peer = Peer(dsn, shape)
@@ -377,29 +327,22 @@ async def crash(dsn: str, shape: TeamShape, teams: int) -> None:
     await peer.setup()
     threads = [uuid.uuid4().hex for _ in range(teams)]
     say(event="threads", threads=threads)
-    half = shape.calls * teams // 2
-
-    async def watch() -> None:
-        while peer.model.calls < half:
-            await asyncio.sleep(0)
-        say(event="half", calls=peer.model.calls)
-
-    watcher = asyncio.create_task(watch())
+    peer.model.announce_at = shape.calls * teams // 2
     await asyncio.gather(*(peer.team(t) for t in threads))
-    await watcher
-    say(event="finished")
+    return {"event": "finished"}
 
 
-async def resume(dsn: str, shape: TeamShape, threads: Sequence[str]) -> None:
+async def resume(dsn: str, shape: TeamShape, threads: Sequence[str]) -> dict[str, Any]:
     """Resume every team from its checkpoints, check each finished whole; says `resumed`."""
     peer = Peer(dsn, shape)
     await peer.open()
+    say(event="up")
     finals = await asyncio.gather(*(peer.resume(t) for t in threads))
     for final in finals:
         check(final, shape)
     await peer.close()
-    say(event="resumed", teams=len(finals), llm_calls=peer.model.calls,
-        messages=[len(f.get("messages", [])) for f in finals])
+    return {"event": "resumed", "teams": len(finals), "llm_calls": peer.model.calls,
+            "messages": [len(f.get("messages", [])) for f in finals]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -420,7 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         job = crash(args.dsn, shape, args.teams)
     else:
         job = resume(args.dsn, shape, [t for t in args.threads.split(",") if t])
-    asyncio.run(job)
+    say(**asyncio.run(job))
     return 0
 
 
