@@ -12,7 +12,7 @@ system gets a fresh database per phase on the machine's PostgreSQL.
 Figures (median of 3 where cheap; `--quick` takes one of each):
 (a) one team alone: wall time per LLM call (all of it is overhead, the LLM takes 0 ms), after a
     warm-up team; with the host process's CPU per call;
-(b) `--concurrent` teams at once: LLM calls per second (after a warm-up round on Ghost Pirates);
+(b) `--concurrent` teams at once: LLM calls per second;
 (c) commits per team: the `xact_commit` delta of the run's database (pg_stat_database) over the
     teams of (a), read once every connection's statistics are flushed;
 (d) SIGKILL of the process running `--crash-teams` teams once half their LLM calls are made, then

@@ -49,6 +49,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -173,31 +174,33 @@ def build_graph(model: BaseChatModel, checkpointer: AsyncPostgresSaver) -> Compi
                                "messages": [{"from": "manager", "text": f"The plan has {len(tasks)} tasks."}]},
                        goto=[start_step(state["goal"], t, {}) for t in ready])
 
-    async def step(arg: StepInput) -> Command[Any]:
-        task = arg["task"]
-        context = " | ".join(arg["inputs"].values())[:200]
-        answer = json.loads(await ask(f"step {task['key']} {arg['step']} {arg['revision']}\n"
-                                      f"Goal: {arg['goal']}\nTask: {task['title']}\nFeedback: {arg['feedback']}\n"
-                                      f"Earlier steps: {len(arg['previous'])}\nInputs: {context}"))
+    async def step(state: StepInput) -> Command[Any]:
+        task = state["task"]
+        context = " | ".join(state["inputs"].values())[:200]
+        answer = json.loads(await ask(f"step {task['key']} {state['step']} {state['revision']}\n"
+                                      f"Goal: {state['goal']}\nTask: {task['title']}\nFeedback: {state['feedback']}\n"
+                                      f"Earlier steps: {len(state['previous'])}\nInputs: {context}"))
         message = {"from": "worker", "task": task["key"], "text": answer["content"]}
-        previous = [*arg["previous"], answer["content"]]
+        previous = [*state["previous"], answer["content"]]
         if answer["is_final"]:
-            goto = Send("review", ReviewInput(goal=arg["goal"], task=task, step=arg["step"], revision=arg["revision"],
-                                              output=answer["content"], previous=previous, inputs=arg["inputs"]))
+            goto = Send("review", ReviewInput(goal=state["goal"], task=task, step=state["step"],
+                                              revision=state["revision"], output=answer["content"],
+                                              previous=previous, inputs=state["inputs"]))
         else:
-            goto = Send("step", StepInput(**{**arg, "step": arg["step"] + 1, "previous": previous}))
+            goto = Send("step", {**state, "step": state["step"] + 1, "previous": previous})
         return Command(update={"messages": [message]}, goto=goto)
 
-    async def review(arg: ReviewInput) -> Command[Any]:
-        task = arg["task"]
-        verdict = await ask(f"review {task['key']} {arg['revision']}\nTask: {task['title']}\nOutput: {arg['output']}")
+    async def review(state: ReviewInput) -> Command[Any]:
+        task = state["task"]
+        verdict = await ask(f"review {task['key']} {state['revision']}\nTask: {task['title']}\n"
+                            f"Output: {state['output']}")
         message = {"from": "reviewer", "task": task["key"], "text": verdict}
         if verdict.startswith("revise"):
             return Command(update={"messages": [message]},
-                           goto=Send("step", StepInput(goal=arg["goal"], task=task, step=arg["step"] + 1,
-                                                       revision=arg["revision"] + 1, feedback=verdict,
-                                                       previous=arg["previous"], inputs=arg["inputs"])))
-        return Command(update={"messages": [message], "done": {task["key"]: arg["output"]}}, goto="dispatch")
+                           goto=Send("step", StepInput(goal=state["goal"], task=task, step=state["step"] + 1,
+                                                       revision=state["revision"] + 1, feedback=verdict,
+                                                       previous=state["previous"], inputs=state["inputs"])))
+        return Command(update={"messages": [message], "done": {task["key"]: state["output"]}}, goto="dispatch")
 
     async def dispatch(state: TeamState) -> Command[Any]:
         done, started = state.get("done", {}), set(state.get("started", []))
@@ -221,7 +224,7 @@ def build_graph(model: BaseChatModel, checkpointer: AsyncPostgresSaver) -> Compi
     return builder.compile(checkpointer=checkpointer)
 
 
-def _config(thread_id: str) -> dict[str, Any]:
+def _config(thread_id: str) -> RunnableConfig:
     return {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}
 
 
