@@ -61,6 +61,7 @@ WORKERS = 3
 GP_ENV = {"OFFLINE_LLM_LATENCY_MS": "0", "RATE_LIMIT_WRITES_PER_MINUTE": "1000000", "LOG_LEVEL": "WARNING"}
 #: pg_stat_database lags: an idle backend flushes its counters at most this long after its last commit.
 STATS_FLUSH_SECONDS = 10.5
+IDLE_SECONDS = 5.0
 TARGET_RECOVERY_S = 5.0
 TARGET_COMMITS_PER_CALL = 6.0
 
@@ -99,8 +100,11 @@ class Figures:
     calls_per_team: float = 0.0
     calls_per_s: list[float] = field(default_factory=list)  #: each concurrent round
     commits_per_team: float | None = None
+    idle_commits_per_s: float | None = None  #: committed by the host with no team running
+    team_seconds: float | None = None  #: wall time of a team alone
     recovery_s: list[float] = field(default_factory=list)  #: each crash run
     restart_s: list[float] = field(default_factory=list)  #: of which until the restarted process was up
+    progress_s: list[float] = field(default_factory=list)  #: until its first LLM call
     notes: list[str] = field(default_factory=list)
     skipped: str | None = None
 
@@ -219,7 +223,10 @@ async def gp_steady(figures: Figures, concurrent: int, rounds: int, alone: int, 
                 figures.calls_per_s.append(calls / wall)
                 say(f"  Ghost Pirates, {concurrent} teams at once: {calls} LLM calls in {wall:.2f} s")
             await asyncio.sleep(STATS_FLUSH_SECONDS)
+            idle_from = await xact_commit(url)
+            await asyncio.sleep(IDLE_SECONDS)  # what the devhost commits with nothing to do (its polling)
             before, cpu_before = await xact_commit(url), _cpu_seconds(host.pid)
+            figures.idle_commits_per_s = (before - idle_from) / IDLE_SECONDS
             walls: list[tuple[str, float]] = []
             for _ in range(alone):
                 asked, (team,) = await api.run(1)
@@ -233,6 +240,7 @@ async def gp_steady(figures: Figures, concurrent: int, rounds: int, alone: int, 
     figures.calls_per_team = per_team
     figures.overhead_ms = [wall * 1000 / calls_by_team[t] for t, wall in walls]
     figures.commits_per_team = commits / alone
+    figures.team_seconds = statistics.median(w for _, w in walls)
     if cpu_before is not None and cpu_after is not None:
         figures.cpu_ms = (cpu_after - cpu_before) * 1000 / sum(calls_by_team.values())
     say(f"  Ghost Pirates, one team alone: {per_team:.0f} LLM calls, " + ", ".join(f"{w:.2f} s" for _, w in walls)
@@ -253,16 +261,21 @@ async def gp_crash(figures: Figures, teams: int, expected_calls: int, messages_a
             host.process.kill()
             await host.process.wait()
         say(f"  Ghost Pirates: SIGKILL after {made} of {teams * expected_calls} LLM calls")
+        at_kill = await _wait_calls(url, ids, 0, seconds=10)
         restarted = time.monotonic()
         async with devhost(url, Path(work), env=GP_ENV):
             up = time.monotonic() - restarted
+            await _wait_calls(url, ids, at_kill + 1, seconds=600)
+            progress = time.monotonic() - restarted
             await _wait_completed(url, ids, seconds=600)
             took = time.monotonic() - restarted
         messages = _messages(url, ids)
+    figures.progress_s.append(progress)
     figures.recovery_s.append(took)
     figures.restart_s.append(up)
     short = [n for n in messages.values() if n < messages_alone]
-    say(f"  Ghost Pirates: all {teams} completed {took:.1f} s after the restart (up after {up:.1f} s); "
+    say(f"  Ghost Pirates: all {teams} completed {took:.1f} s after the restart (up after {up:.1f} s, first new "
+        f"LLM call after {progress:.1f} s); "
         f"messages per team {min(messages.values())}-{max(messages.values())} (alone: {messages_alone})")
     if short:
         figures.notes.append(f"a crash run ended with {len(short)} of {teams} teams short of chat messages "
@@ -380,11 +393,15 @@ async def _langgraph_crash(figures: Figures, url: str, base: list[str], teams: i
     async with peer_process("resume", "--dsn", url, *base, "--threads", ",".join(threads)) as child:
         await _line(child, "up")
         up = time.monotonic() - restarted
+        await _line(child, "progress")
+        progress = time.monotonic() - restarted
         done = await _line(child, "resumed")
         took = time.monotonic() - restarted
+    figures.progress_s.append(progress)
     figures.recovery_s.append(took)
     figures.restart_s.append(up)
-    say(f"  LangGraph: all {teams} completed {took:.1f} s after the restart (up after {up:.1f} s); "
+    say(f"  LangGraph: all {teams} completed {took:.1f} s after the restart (up after {up:.1f} s, first LLM call "
+        f"after {progress:.1f} s); "
         f"messages per team {min(done['messages'])}-{max(done['messages'])}")
 
 
@@ -449,6 +466,10 @@ def _commits_row(gp: Figures, lg: Figures) -> PeerRow:
     if per_call is not None and per_call > TARGET_COMMITS_PER_CALL:
         why = (f"{per_call - 1:.1f} commits per LLM call beyond one: every transaction of a step that is not "
                "the step's own (durable episodes, activity claims and results, bookkeeping, reads of the poll)")
+        if gp.idle_commits_per_s is not None and gp.team_seconds is not None:
+            background = gp.idle_commits_per_s * gp.team_seconds
+            why += (f"; of a team's {gp.commits_per_team or 0:.0f}, ~{background:.0f} are the host's background, "
+                    f"which commits {gp.idle_commits_per_s:.1f}/s with nothing to do")
     return PeerRow("commits per team", _fmt(gp.commits_per_team, "", 0) + f" ({_fmt(per_call, ' per LLM call')})",
                    _fmt(lg.commits_per_team, "", 0) + f" ({_fmt(lg.commits_per_call, ' per LLM call')})",
                    _fmt(_ratio(gp.commits_per_team, lg.commits_per_team), "x", 2),
@@ -463,16 +484,26 @@ def _recovery_row(gp: Figures, lg: Figures, crash_teams: int) -> PeerRow:
     if o is not None and o > TARGET_RECOVERY_S and gp.restart_s:
         up = statistics.median(gp.restart_s)
         why = f"the restarted devhost was up after {up:.1f} s"
+        if gp.progress_s:
+            why += f", made its first LLM call after {statistics.median(gp.progress_s):.1f} s"
         if gp.throughput and gp.calls_per_team:
             work = crash_teams * gp.calls_per_team / 2 / gp.throughput
-            why += (f"; the half of the work left takes ~{work:.1f} s at the measured rate; the other "
-                    f"~{max(0.0, o - up - work):.1f} s is waiting for the killed host's claims (leases) to be "
-                    "taken over")
-    ours = _fmt(o, " s") + (f" (up {statistics.median(gp.restart_s):.1f} s)" if gp.restart_s else "")
-    theirs = _fmt(t, " s") + (f" (up {statistics.median(lg.restart_s):.1f} s)" if lg.restart_s else "")
+            why += (f"; the half of the work left takes ~{work:.1f} s at the 20-team rate, and the other "
+                    f"~{max(0.0, o - up - work):.1f} s is the wait for the killed host's claims (leases)")
+    ours, theirs = _fmt(o, " s") + _phases(gp), _fmt(t, " s") + _phases(lg)
     return PeerRow(f"SIGKILL mid-run of {crash_teams} teams: restart to all completed", ours, theirs,
                    _fmt(ratio, "x", 2), f"<= {TARGET_RECOVERY_S:.0f} s", None if o is None else o <= TARGET_RECOVERY_S,
                    why)
+
+
+def _phases(f: Figures) -> str:
+    """When the restarted process was up and made its first LLM call (medians)."""
+    if not f.restart_s:
+        return ""
+    text = f" (up {statistics.median(f.restart_s):.1f} s"
+    if f.progress_s:
+        text += f", first call {statistics.median(f.progress_s):.1f} s"
+    return text + ")"
 
 
 def render(rows: list[PeerRow], gp: Figures, lg: Figures) -> list[str]:

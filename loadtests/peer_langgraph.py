@@ -71,7 +71,8 @@ class CannedChatModel(BaseChatModel):  # type: ignore[misc]
 
     shape_json: str
     calls: int = 0
-    announce_at: int = 0  #: says `half` on stdout when this call is made (the crash run)
+    announce_at: int = 0  #: says `announce` on stdout when this call is made (the crash run, the resume)
+    announce: str = "half"
 
     @property
     def _llm_type(self) -> str:
@@ -83,7 +84,7 @@ class CannedChatModel(BaseChatModel):  # type: ignore[misc]
         words = kind.split()
         self.calls += 1
         if self.calls == self.announce_at:
-            say(event="half", calls=self.calls)
+            say(event=self.announce, calls=self.calls)
         if words[0] == "plan":
             return json.dumps({"tasks": [{"key": t.key, "title": t.title, "dependencies": list(t.dependencies)}
                                          for t in shape.tasks]})
@@ -338,6 +339,7 @@ async def crash(dsn: str, shape: TeamShape, teams: int) -> dict[str, Any]:
 async def resume(dsn: str, shape: TeamShape, threads: Sequence[str]) -> dict[str, Any]:
     """Resume every team from its checkpoints, check each finished whole; says `resumed`."""
     peer = Peer(dsn, shape)
+    peer.model.announce_at, peer.model.announce = 1, "progress"  # its first LLM call since the restart
     await peer.open()
     say(event="up")
     finals = await asyncio.gather(*(peer.resume(t) for t in threads))

@@ -28,7 +28,8 @@ def test_the_benchmark_goal_plans_the_issues_team_of_34_llm_calls() -> None:
 
 def _figures(system: str, overhead: float, rate: float, commits: float, recovery: float, cpu: float) -> Figures:
     return Figures(system, overhead_ms=[overhead, overhead + 1, overhead - 1], cpu_ms=cpu, calls_per_team=34,
-                   calls_per_s=[rate], commits_per_team=commits, recovery_s=[recovery], restart_s=[recovery / 2])
+                   calls_per_s=[rate], commits_per_team=commits, recovery_s=[recovery], restart_s=[recovery / 2],
+                   progress_s=[recovery / 2 + 1], idle_commits_per_s=2.0, team_seconds=overhead * 34 / 1000)
 
 
 def test_the_peer_table_marks_each_target_and_says_why_one_is_missed() -> None:
@@ -38,7 +39,8 @@ def test_the_peer_table_marks_each_target_and_says_why_one_is_missed() -> None:
     assert [r.met for r in rows] == [False, False, False, False]
     assert all(r.why for r in rows)
     assert rows[0].ratio == "6.12x" and "27.0 ms" in rows[0].why
-    assert "lease" in rows[3].why and "up after 16.5 s" in rows[3].why
+    assert "lease" in rows[3].why and "up after 16.5 s" in rows[3].why and "first LLM call after 17.5 s" in rows[3].why
+    assert "background" in rows[2].why
     lean = _figures("Ghost Pirates", overhead=6, rate=150, commits=170, recovery=4, cpu=4)
     rows = peer_rows(lean, lg, concurrent=20, crash_teams=5)
     assert [r.met for r in rows] == [True, True, True, True] and not any(r.why for r in rows)
