@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+BENCH_STAMP := $(VENV)/.bench-installed
 
 .PHONY: run test test-fast lint bench soak chaos chaos-quick clean venv
 
@@ -32,7 +33,13 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy function_app.py functions shared devhost loadtests
 	@if [ -x scripts/check_infra.sh ]; then bash scripts/check_infra.sh; fi
 
-bench: $(STAMP)
+# The peer baseline's LangGraph (requirements-bench.txt): bench only, not deployed, not installed by CI.
+# Resolved together with requirements-dev.txt so that no pin of the app moves.
+$(BENCH_STAMP): $(STAMP) requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt -r requirements-bench.txt
+	touch $(BENCH_STAMP)
+
+bench: $(BENCH_STAMP)
 	$(PY) -m loadtests.bench
 
 soak: $(STAMP)

@@ -6,8 +6,9 @@ Seeds (once, then clones) a database of 1,000 teams, 20,000 tasks and 1,000,000 
 measures the bare baselines (a minimal ASGI app doing one SELECT; a minimal websocket
 broadcaster), starts a devhost on the clone (Redis, offline LLM at 800 ms per call) and runs each
 scenario for a bounded time, then the existing micro benchmarks (Durable backend, Web PubSub
-emulator, HTTP host), the durable scale-out on 1, 2 and 3 hosts, and the real-time and dashboard
-benchmarks when present. Prints one table and
+emulator, HTTP host), the durable scale-out on 1, 2 and 3 hosts, the peer baseline (the same team
+on Ghost Pirates and on LangGraph + PostgreSQL, `loadtests.bench_peer`), and the real-time and
+dashboard benchmarks when present. Prints one table and
 writes it to docs/PERFORMANCE.md with the machine. Loopback only; about 9 minutes, `--quick` about 3.
 """
 
@@ -28,6 +29,7 @@ import redis
 
 from loadtests import scenarios as sc
 from loadtests.accounts import Population
+from loadtests.bench_peer import run_peer
 from loadtests.bench_scale import render, run_scale
 from loadtests.explain import explain_all
 from loadtests.explain import render as render_plans
@@ -39,7 +41,8 @@ from loadtests.ws_bench import compare as ws_compare
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS_URL = "redis://127.0.0.1:6379/13"  # a database of its own, flushed per run
-PHASES = ("explain", "api", "saturation", "dbheavy", "mixed", "profile", "websocket", "micro", "scale", "others")
+PHASES = ("explain", "api", "saturation", "dbheavy", "mixed", "profile", "websocket", "micro", "scale", "peer",
+          "others")
 
 
 @dataclass(frozen=True)
@@ -213,6 +216,8 @@ async def run_side_phases(b: Bench, phases: set[str]) -> None:
         await _micro(b)
     if "scale" in phases:
         await _scale(b)
+    if "peer" in phases:
+        await _peer(b)
     if "others" in phases:
         for module in ("loadtests.bench_realtime", "loadtests.bench_dashboard", "loadtests.bench_teams",
                        "loadtests.bench_agents"):
@@ -263,6 +268,18 @@ async def _scale(b: Bench) -> None:
                    "PostgreSQL share the same cores, so the CPU-bound workload cannot scale (docs/capacity.md).")
     b.extra.append("`python -m loadtests.bench_scale`:\n\n```\n" + "\n".join(render(results)) + "\n```")
     b.say("scale-out benchmark done")
+
+
+async def _peer(b: Bench) -> None:
+    """Ghost Pirates and LangGraph + PostgreSQL on the same team (loadtests.bench_peer)."""
+    rows, lines = await run_peer(quick=b.budget is QUICK, say=b.say)
+    for r in rows:
+        b.rows.append(Row("peer baseline: the 34-call team vs LangGraph + Postgres", r.figure,
+                          value=f"{r.ours}" + (f"; {r.why}" if r.why else ""), bare=f"LangGraph {r.theirs}",
+                          ratio=float(r.ratio.rstrip("x")) if r.ratio.endswith("x") else None,
+                          target=r.target, met=r.met))
+    b.extra.append("`python -m loadtests.bench_peer` (the peer table):\n\n" + "\n".join(lines))
+    b.say("peer baseline done")
 
 
 async def main_async(args: argparse.Namespace) -> int:
