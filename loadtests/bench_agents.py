@@ -37,7 +37,7 @@ import websockets
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from loadtests.processes import devhost, free_port, wait_listening
+from loadtests.processes import devhost, free_port, team_completed, wait_listening
 from shared.db.migrate import migrate_sync
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -101,7 +101,7 @@ async def overhead(teams: int) -> tuple[list[float], list[str]]:
                     team = (await http.post("/api/teams", headers=auth, json={
                         "goal": GOALS[index % len(GOALS)], "workers": 3})).json()
                     (await http.post(f"/api/teams/{team['id']}/start", headers=auth)).raise_for_status()
-                    final = await _until_done(http, auth, team["id"])
+                    final = await team_completed(http, auth, team["id"], 300)
                     if index == 0:
                         continue
                     fraction, line = _measure(url, final)
@@ -110,18 +110,6 @@ async def overhead(teams: int) -> tuple[list[float], list[str]]:
     finally:
         await asyncio.to_thread(_drop, name)
     return fractions, lines
-
-
-async def _until_done(http: httpx.AsyncClient, auth: dict[str, str], team_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        team: dict[str, Any] = (await http.get(f"/api/teams/{team_id}", headers=auth)).json()
-        if team["status"] in ("completed", "failed", "cancelled"):
-            if team["status"] != "completed":
-                raise RuntimeError(f"team {team_id} ended {team['status']}")
-            return team
-        await asyncio.sleep(0.5)
-    raise TimeoutError(f"team {team_id} did not finish in 300 s")
 
 
 def _measure(database_url: str, team: dict[str, Any]) -> tuple[float, str]:

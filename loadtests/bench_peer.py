@@ -52,7 +52,7 @@ from psycopg.conninfo import make_conninfo
 
 from loadtests.bench_scale import _cpu_seconds
 from loadtests.peer_common import TaskShape, TeamShape, no_backends, xact_commit
-from loadtests.processes import REPO, devhost
+from loadtests.processes import REPO, devhost, team_completed
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: A goal whose offline plan is the issue's team: all seven software phases, 23 steps, 9 reviews.
@@ -173,17 +173,7 @@ class Api:
         (await self.http.post(f"/api/teams/{team_id}/start", headers=self.auth)).raise_for_status()
 
     async def until_done(self, team_id: str, seconds: float = 1800) -> dict[str, Any]:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            response = await self.http.get(f"/api/teams/{team_id}", headers=self.auth)
-            response.raise_for_status()
-            team: dict[str, Any] = response.json()
-            if team["status"] in ("completed", "failed", "cancelled"):
-                if team["status"] != "completed":
-                    raise RuntimeError(f"team {team_id} ended {team['status']}")
-                return team
-            await asyncio.sleep(0.5)
-        raise TimeoutError(f"team {team_id} did not finish in {seconds:.0f} s")
+        return await team_completed(self.http, self.auth, team_id, seconds)
 
     async def run(self, teams: int) -> tuple[datetime, list[dict[str, Any]]]:
         """Create `teams`, start them together; when the first start was asked, and the final teams."""

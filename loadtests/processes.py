@@ -9,6 +9,7 @@ import re
 import signal
 import socket
 import sys
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -162,3 +163,19 @@ async def run_command(argv: list[str], *, seconds: float, env: dict[str, str] | 
         out, _ = await process.communicate()
         return -9, out.decode(errors="replace") + f"\n(killed after {seconds:.0f}s)"
     return process.returncode or 0, out.decode(errors="replace")
+
+
+async def team_completed(http: httpx.AsyncClient, auth: dict[str, str], team_id: str,
+                         seconds: float) -> dict[str, Any]:
+    """Poll the team over the API until it ends: the final team if `completed`, else an error."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        response = await http.get(f"/api/teams/{team_id}", headers=auth)
+        response.raise_for_status()
+        team: dict[str, Any] = response.json()
+        if team["status"] in ("completed", "failed", "cancelled"):
+            if team["status"] != "completed":
+                raise RuntimeError(f"team {team_id} ended {team['status']}")
+            return team
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"team {team_id} did not finish in {seconds:.0f} s")
