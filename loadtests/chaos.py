@@ -16,14 +16,20 @@ run checks, from the database and the model server's own counts:
 - no state transition is written twice: each `*.status_changed` event has its own (entity, version),
   each follows from the one before it, and the audit has exactly one row per event;
 - each team's event `seq` runs 1..`event_seq` without a gap;
-- the settled cost rows are exactly the calls the model server served (count and tokens), and each
-  team's `spent_usd` and `reserved_usd` are the sums of its cost rows;
+- call by call (the model server knows each call by the cost-row id the app sends as
+  `X-Client-Request-Id`): every call it served is settled with exactly the tokens it served, every
+  call it answered with an error is released, nothing it did not serve is settled; the one
+  exception is a call whose step a SIGKILL cut short between the answer and the step's commit
+  (its row was still reserved when the kill landed): it is billed at its worst case by the sweep,
+  or still awaits it; and each team's `spent_usd` and `reserved_usd` are the sums of its cost rows;
 - `spent_usd <= budget_usd` (and with what is still reserved) for every team.
 
 It prints the table and exits 1 on any failure. The faults that kill a process mid-call (devhost,
-PostgreSQL) are placed while the model server holds its calls before their first byte: a call it had
-finished whose client then died is billed at its worst case by the abandoned-call sweep, never exactly,
-so it would make "billed == served" unprovable (docs/runbook.md, "Chaos").
+PostgreSQL) are placed while the model server holds its calls before their first byte, after every
+call it served is billed where that can be waited for (a step that makes a second call keeps its
+first one unsettled until it commits: then the wait gives up, a "quiesce timeout"). A PostgreSQL
+restart must not cost exactness at all: a step whose commit failed settles its calls once the
+database is back (shared/services/metering.py). docs/runbook.md, "Chaos".
 """
 
 from __future__ import annotations
@@ -226,10 +232,13 @@ class Faults:
     stack: Stack
     log: list[tuple[str, float, int]] = field(default_factory=list)  #: (fault, seconds, teams running then)
     quiesce_misses: int = 0
+    #: Cost rows still reserved when a SIGKILL landed: their calls may end billed at their worst case.
+    cut_by_kill: set[str] = field(default_factory=set)
 
     async def unbilled(self) -> int:
-        """Calls the model server served that the app has not billed (yet)."""
-        return self.stack.llm.figures.served - await settled_calls(self.stack.database_url)
+        """Calls the model server served that the app has not billed (yet), but for those a kill cut."""
+        served = {k for k, (outcome, _, _) in self.stack.llm.figures.calls.items() if outcome == "served"}
+        return len((served & await reserved_calls(self.stack.database_url)) - self.cut_by_kill)
 
     async def quiesce(self, seconds: float = 15) -> None:
         """Hold the model server (new calls wait before their first byte) and wait until every call it
@@ -261,6 +270,7 @@ class Faults:
             await self.stack.ready()
             await self.quiesce()
             try:
+                self.cut_by_kill |= await reserved_calls(self.stack.database_url)
                 await self.stack.kill_devhost()
             finally:
                 self.stack.llm.release()  # the killed calls find their client gone: not served
@@ -356,11 +366,11 @@ FROM teams t
 """
 
 
-async def settled_calls(database_url: str) -> int:
+async def reserved_calls(database_url: str) -> set[str]:
+    """The ids of the LLM calls whose cost rows are still reservations."""
     async with await psycopg.AsyncConnection.connect(database_url, connect_timeout=5) as conn:
-        cur = await conn.execute("SELECT count(*) FROM cost_tracking WHERE status = 'settled' AND provider = 'openai'")
-        row = await cur.fetchone()
-    return int(row[0]) if row else 0
+        cur = await conn.execute("SELECT id::text FROM cost_tracking WHERE status = 'reserved' AND provider = 'openai'")
+        return {str(row[0]) for row in await cur.fetchall()}
 
 
 async def team_states(database_url: str) -> list[dict[str, Any]]:
@@ -416,8 +426,7 @@ FROM teams t LEFT JOIN LATERAL (
     SELECT count(*) AS n, min(seq) AS lo, max(seq) AS hi FROM team_events e WHERE e.team_id = t.id) s ON true
 """
 _BILLED = """
-SELECT status, count(*), coalesce(sum(input_tokens), 0), coalesce(sum(output_tokens), 0)
-FROM cost_tracking WHERE provider = 'openai' GROUP BY status
+SELECT id::text, status, input_tokens, output_tokens FROM cost_tracking WHERE provider = 'openai'
 """
 _BUDGETS = """
 SELECT count(*) FILTER (WHERE spent_usd > budget_usd),
@@ -443,7 +452,48 @@ async def _one(conn: psycopg.AsyncConnection[Any], query: str) -> tuple[Any, ...
     return tuple(row)
 
 
-async def checks(stack: Stack) -> list[Check]:
+def reconcile(calls: dict[str, tuple[str, int, int]], rows: dict[str, tuple[str, int, int]],
+              cut_by_kill: set[str]) -> Check:
+    """The model server's record of each call against its cost row (see the module docstring)."""
+    exact = cut = wrong = released = unseen = 0
+    examples: list[str] = []
+
+    def bad(what: str) -> None:
+        nonlocal wrong
+        wrong += 1
+        if len(examples) < 3:
+            examples.append(what)
+
+    for call_id, (outcome, prompt, completion) in calls.items():
+        status, input_tokens, output_tokens = rows.get(call_id, ("no row", 0, 0))
+        if call_id in cut_by_kill and status in ("estimated", "reserved"):
+            cut += 1
+        elif outcome == "served":
+            if (status, input_tokens, output_tokens) == ("settled", prompt, completion):
+                exact += 1
+            else:
+                bad(f"served {call_id} ({prompt}+{completion}) is {status} ({input_tokens}+{output_tokens})")
+        elif status == "released":
+            released += 1
+        elif outcome == "dropped" and status in ("estimated", "reserved"):
+            cut += 1  # its client was killed while the server held it
+        else:
+            bad(f"{outcome} {call_id} is {status}")
+    for call_id, (status, _, _) in rows.items():
+        if call_id in calls:
+            continue
+        if status == "settled":
+            bad(f"{call_id} settled but never served")
+        else:
+            unseen += 1  # reserved, then the process died (or the call failed) before it reached the server
+    served = sum(1 for outcome, _, _ in calls.values() if outcome == "served")
+    return Check("billed calls == served calls", wrong == 0,
+                 f"served {served}: {exact} settled exactly; {released} error answers released; {cut} cut by a "
+                 f"SIGKILL (billed at worst case or awaiting the sweep); {unseen} reserved and never sent; "
+                 f"{wrong} wrong" + (": " + "; ".join(examples) if examples else ""))
+
+
+async def checks(stack: Stack, cut_by_kill: set[str]) -> list[Check]:
     states = await team_states(stack.database_url)
     by_status: dict[str, int] = {}
     for team in states:
@@ -463,17 +513,10 @@ async def checks(stack: Stack) -> list[Check]:
         gapped, total = await _one(conn, _GAPS)
         out.append(Check("event seq gap-free per team", gapped == 0, f"{total} events, {gapped} teams with a gap"))
         cur = await conn.execute(_BILLED)
-        billed = {str(status): (int(n), int(i), int(o)) for status, n, i, o in await cur.fetchall()}
+        rows = {str(i): (str(status), int(n), int(o)) for i, status, n, o in await cur.fetchall()}
         over, over_reserved, ratio = await _one(conn, _BUDGETS)
         unbalanced, spent = await _one(conn, _LEDGER)
-    figures = stack.llm.figures
-    settled_calls, settled_in, settled_out = billed.get("settled", (0, 0, 0))
-    exact = (settled_calls, settled_in, settled_out) == (figures.served, figures.served_prompt_tokens,
-                                                         figures.served_completion_tokens)
-    others = ", ".join(f"{n} {s}" for s, (n, _, _) in sorted(billed.items()) if s != "settled")
-    out.append(Check("billed calls == served calls", exact,
-                     f"served {figures.served} ({figures.served_prompt_tokens}+{figures.served_completion_tokens}"
-                     f" tokens), settled {settled_calls} ({settled_in}+{settled_out}); {others or 'nothing else'}"))
+    out.append(reconcile(stack.llm.figures.calls, rows, cut_by_kill))
     out.append(Check("spent_usd <= budget_usd", over == 0 and over_reserved == 0,
                      f"{len(states)} teams, {over} over, {over_reserved} over with reservations, "
                      f"highest spent/budget {Decimal(ratio):.3f}"))
@@ -544,7 +587,7 @@ async def run(plan: ChaosPlan, work: Path | None = None) -> Report:
             await stack.ready()
             last_fault = time.monotonic()
             settle = await wait_settled(stack, faults, plan.settle_seconds)
-            results = await checks(stack)
+            results = await checks(stack, faults.cut_by_kill)
             figures = llm.figures
             report = Report(results, faults.log, {"requests": figures.requests, "served": figures.served,
                                                   **dict(figures.faults), "dropped (client killed)": figures.dropped,

@@ -5,7 +5,9 @@
 `usage` chunk, as a real compatible server does. Between, it injects faults in bursts: the next N
 calls answer 429 (with `Retry-After`), 500, or a stream of garbage (data lines that are not JSON,
 no usage). It counts the calls it *served*: a stream with usage written to the end on an open
-connection. What the provider served is what the app must have billed, exactly once.
+connection. What the provider served is what the app must have billed, exactly once. Each call's
+outcome is also kept by the client's request id (`X-Client-Request-Id`, which the app's OpenAI
+provider sets to the call's cost row id), so the chaos run reconciles call by call, not only in sum.
 
 `hold()` keeps new calls waiting before their first byte (a quiet provider), so that the chaos run
 can kill the app while calls are in flight without the one window no client can bill exactly: a
@@ -74,6 +76,9 @@ class Figures:
     faults: Counter[str] = field(default_factory=Counter)
     dropped: int = 0  #: the client had gone before the answer could be written (killed while held)
     unanswerable: int = 0  #: a request the offline provider could not answer (a bug of this server)
+    #: By the client's request id: ("served", prompt tokens, completion tokens), or the fault, or
+    #: "dropped" / "unanswerable". A request without the header is kept as "anonymous-N".
+    calls: dict[str, tuple[str, int, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -129,6 +134,7 @@ class FaultyLLM:
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         self.figures.requests += 1
+        request_id = request.headers.get("X-Client-Request-Id") or f"anonymous-{self.figures.requests}"
         body = json.loads(await request.read())
         self._held += 1
         try:
@@ -137,14 +143,16 @@ class FaultyLLM:
             self._held -= 1
         if request.transport is None or request.transport.is_closing():
             self.figures.dropped += 1
+            self.figures.calls[request_id] = ("dropped", 0, 0)
             raise web.HTTPServiceUnavailable(text="client gone")
         if self._pending:
             fault = self._pending.pop(0)
             self.figures.faults[fault] += 1
+            self.figures.calls[request_id] = (fault, 0, 0)
             return await self._fault(request, fault)
         self._in_flight += 1
         try:
-            return await self._answer(request, body)
+            return await self._answer(request, body, request_id)
         finally:
             self._in_flight -= 1
 
@@ -162,7 +170,7 @@ class FaultyLLM:
         await response.write_eof()
         return response
 
-    async def _answer(self, request: web.Request, body: dict[str, Any]) -> web.StreamResponse:
+    async def _answer(self, request: web.Request, body: dict[str, Any], request_id: str) -> web.StreamResponse:
         messages = [Message(_role(m.get("role")), str(m.get("content", ""))) for m in body.get("messages", [])]
         max_tokens = int(body.get("max_tokens") or 1024)
         schema = schema_for(body.get("response_format"))
@@ -171,6 +179,7 @@ class FaultyLLM:
             text = completion.text
         except Exception as exc:  # reported in the figures, answered as a server error
             self.figures.unanswerable += 1
+            self.figures.calls[request_id] = ("unanswerable", 0, 0)
             return web.json_response({"error": {"message": f"chaos server cannot answer: {exc}"}}, status=500)
         prompt_tokens = sum(estimate_tokens(m.content) for m in messages)
         completion_tokens = min(max_tokens, estimate_tokens(text))
@@ -193,6 +202,7 @@ class FaultyLLM:
         self.figures.served += 1
         self.figures.served_prompt_tokens += prompt_tokens
         self.figures.served_completion_tokens += completion_tokens
+        self.figures.calls[request_id] = ("served", prompt_tokens, completion_tokens)
         return response
 
 

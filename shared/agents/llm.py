@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -38,6 +39,11 @@ StructuredOutput = Literal["json_schema", "prompt"]
 
 #: Called with each piece of text as the model writes it (a streaming call's deltas).
 OnDelta = Callable[[str], Awaitable[None]]
+
+#: The cost row (call id) of the LLM call being made, set by the metering wrapper around the inner
+#: provider's `complete`. A provider whose API takes a client request id sends it (OpenAI's
+#: `X-Client-Request-Id`), so a call is one id in our cost rows, our logs and the provider's records.
+CALL_ID: ContextVar[str | None] = ContextVar("gp_llm_call_id", default=None)
 
 
 class LiveCall(Protocol):

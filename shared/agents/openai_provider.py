@@ -25,6 +25,7 @@ from openai.types.chat import ChatCompletionChunk, ChatCompletionMessageParam
 from pydantic import BaseModel
 
 from shared.agents.llm import (
+    CALL_ID,
     CallLimits,
     Completion,
     Message,
@@ -182,6 +183,9 @@ class OpenAIProvider:
             extra["response_format"] = response_format(
                 schema, compatible_server=self.compatible,
                 max_tokens=max_tokens if self.fit_strings_to_max_tokens else None)
+        call_id = CALL_ID.get()
+        if call_id is not None:  # OpenAI keeps it with the request for tracing; other servers ignore it
+            extra["extra_headers"] = {"X-Client-Request-Id": call_id}
         started = time.perf_counter()
         clock = StreamClock(self.limits, self.name)
         got = _Accumulated()

@@ -10,6 +10,12 @@ a crash leaves either the step with its cost or neither (then the reservation st
 bills it at its worst case, as for a call cut off mid-way). A step that ends without committing
 settles what it used at once (`settle_leftovers`, in its `finally`). The cap stays exact: the
 reservation is made before the call and held until the settlement replaces it.
+
+A step whose commit failed because the database went away (a restart, a failover) still bills the
+calls it made exactly: `settle_leftovers` (and `release`, for a call answered with an error) keep
+trying for `SETTLE_PATIENCE_SECONDS` while the database is unreachable. Only after that does the
+reservation stay for the sweep. Settling twice is harmless (a settled call is left alone), so a
+commit whose acknowledgement was lost cannot bill a call twice.
 """
 
 from __future__ import annotations
@@ -24,9 +30,10 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from shared.agents.llm import Completion, LLMProvider, Message, ProviderOutputInvalid
+from shared.agents.llm import CALL_ID, Completion, LLMProvider, Message, ProviderOutputInvalid
 from shared.db.database import Database, Tx
 from shared.domain.costs import OFFICIAL, PriceTable, input_token_bound, worst_case_cost
+from shared.domain.errors import DependencyDown
 from shared.domain.models import Actor
 from shared.failpoints import crash_point
 from shared.services.costs import CallUsage, CostTracker
@@ -36,6 +43,29 @@ T = TypeVar("T")
 
 #: A reservation outlives the longest a call may take by this much before the sweep bills it.
 RESERVATION_MARGIN_SECONDS = 60.0
+#: How long a call's settlement (or release) keeps trying while the database is unreachable.
+SETTLE_PATIENCE_SECONDS = 30.0
+
+
+async def patiently(action: Callable[[], Awaitable[None]], *, patience_seconds: float = SETTLE_PATIENCE_SECONDS,
+                    what: str = "settle an LLM call") -> None:
+    """`action`, tried again (backing off to 2 s) while the database is unreachable, for at most
+    `patience_seconds`; after that the DependencyDown propagates."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience_seconds
+    pause = 0.1
+    while True:
+        try:
+            await action()
+            return
+        except DependencyDown:
+            if loop.time() + pause > deadline:
+                log.warning("could not %s for %.0f s: the database is not reachable; the sweep will bill the "
+                            "reservation at its worst case", what, patience_seconds)
+                raise
+            log.info("could not %s: the database is not reachable; trying again in %.1f s", what, pause)
+            await asyncio.sleep(pause)
+            pause = min(2.0, pause * 2)
 
 
 @dataclass(frozen=True)
@@ -88,6 +118,7 @@ class MeteredProvider:
         )
         self.calls.append(call_id)
         crash_point("llm.reserved")
+        token = CALL_ID.set(str(call_id))
         try:
             completion = await self.inner.complete(messages, model=model, schema=schema, max_tokens=max_tokens,
                                                    temperature=temperature, **kwargs)
@@ -99,8 +130,11 @@ class MeteredProvider:
             # still serve it, so the reservation stays until the sweep bills it at its worst case.
             raise
         except Exception:
-            await self.costs.release(call_id)  # an error answer carries no usage: nothing to bill
+            # An error answer carries no usage: nothing to bill.
+            await patiently(lambda: self.costs.release(call_id), what="release an LLM call's reservation")
             raise
+        finally:
+            CALL_ID.reset(token)
         crash_point("llm.returned")
         await self._settle(call_id, completion)
         return completion
@@ -111,7 +145,11 @@ class MeteredProvider:
         if self.defer_settlement:
             self.unsettled.append((call_id, usage))
             return
-        await self.costs.settle(call_id, self.scope.team_id, usage, self.scope.actor)
+
+        async def settle() -> None:
+            await self.costs.settle(call_id, self.scope.team_id, usage, self.scope.actor)
+
+        await patiently(settle)
 
     async def settle_in(self, tx: Tx) -> None:
         """Settle the calls answered so far in `tx` (the step's transaction; safe when it runs again)."""
@@ -135,5 +173,9 @@ class MeteredProvider:
         ended without writing anything)."""
         while self.unsettled:
             call_id, usage = self.unsettled[0]
-            await self.costs.settle(call_id, self.scope.team_id, usage, self.scope.actor)
+
+            async def settle(call_id: UUID = call_id, usage: CallUsage = usage) -> None:
+                await self.costs.settle(call_id, self.scope.team_id, usage, self.scope.actor)
+
+            await patiently(settle)
             self.unsettled.pop(0)

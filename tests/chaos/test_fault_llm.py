@@ -10,6 +10,7 @@ import httpx2
 import pytest
 
 from loadtests.fault_llm import MODEL, FaultyLLM
+from shared.agents.llm import CALL_ID
 from shared.agents.manager import plan_goal
 from shared.agents.openai_provider import OpenAIProvider
 from shared.domain.failures import ClassifiedFailure, FailureType
@@ -56,3 +57,24 @@ async def test_a_burst_fails_that_many_calls_as_its_failure_and_none_is_served(
 
     await plan_goal(provider, goal="Outages", workers=1, model=MODEL, max_tasks=2)  # the burst is over
     assert llm.figures.served == 1
+
+
+async def test_each_call_is_known_by_the_request_id_the_metering_gave_it(llm: FaultyLLM,
+                                                                         provider: OpenAIProvider) -> None:
+    """The app's OpenAI provider sends the call's cost-row id as `X-Client-Request-Id`: the server's
+    record of each call can be matched to its cost row one by one."""
+    llm.burst("500", 1)
+    outcomes = {}
+    for call_id in ("0190-failed", "0190-served"):
+        token = CALL_ID.set(call_id)
+        try:
+            outcomes[call_id] = await plan_goal(provider, goal="Outages", workers=1, model=MODEL, max_tasks=2)
+        except ClassifiedFailure:
+            outcomes[call_id] = None
+        finally:
+            CALL_ID.reset(token)
+    served = outcomes["0190-served"]
+    assert outcomes["0190-failed"] is None and served is not None
+    (completion,) = served.completions
+    assert llm.figures.calls == {"0190-failed": ("500", 0, 0),
+                                 "0190-served": ("served", completion.input_tokens, completion.output_tokens)}

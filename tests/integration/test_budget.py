@@ -9,15 +9,18 @@ workers.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from decimal import Decimal
 
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
 from shared.agents.llm import Completion, Message, ProviderOutputInvalid
+from shared.db.database import Database
 from shared.domain.costs import compute_cost, input_token_bound, worst_case_cost
 from shared.domain.failures import ClassifiedFailure, FailureType
 from shared.domain.models import Actor
-from shared.services.costs import BudgetExhausted, CallUsage
+from shared.services.costs import BudgetExhausted, CallUsage, CostTracker
 from shared.services.metering import CallScope, MeteredProvider
 
 SYSTEM = Actor.system()
@@ -152,6 +155,53 @@ async def test_a_call_abandoned_mid_flight_is_billed_at_its_worst_case_never_dro
     assert row["spent_usd"] == held and row["reserved_usd"] == 0 and row["billed"] == 1
     [event] = [e for e in await services.events.after(team.id) if e.type == "cost.recorded"]
     assert event.data["estimated"] is True
+
+
+async def _cut_connections(services, application_name: str) -> None:
+    """What a database restart does to a process: every connection it holds is closed under it."""
+    async with services.db.connection() as conn:
+        await conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %(a)s",
+                           {"a": application_name})
+
+
+@pytest.mark.parametrize("answer", ["served", "error"])
+async def test_a_call_whose_step_met_a_database_restart_is_still_billed_exactly(make_team, services, database_url,
+                                                                                answer):
+    """The chaos run's gap: the step's commit failed because PostgreSQL restarted, and the settlement
+    in its `finally` (or the release of an error answer) met the same dead connection; the
+    reservation stayed and the sweep billed the call at its worst case instead of its real usage."""
+    team = await make_team(budget_usd=Decimal("1"))
+    name = f"gp-restart-{uuid.uuid4().hex[:8]}"
+    own = AsyncConnectionPool(database_url, min_size=1, max_size=1, open=False, timeout=5,
+                              kwargs={"autocommit": True, "application_name": name})
+    await own.open(wait=True)
+    try:
+        tracker = CostTracker(Database(own))
+        scope = CallScope(team_id=team.id, purpose="execute", actor=SYSTEM)
+        if answer == "served":
+            provider = MeteredProvider(CountingProvider(output_tokens=30), tracker, scope, defer_settlement=True)
+            completion = await provider.complete(PROMPT, model=MODEL, max_tokens=200)
+            await _cut_connections(services, name)
+            await provider.settle_leftovers()  # what the step's `finally` does after its commit failed
+            expected = completion.cost_usd
+        else:
+            down = CountingProvider(fail_with=ClassifiedFailure(FailureType.PROVIDER_UNAVAILABLE, "503"))
+            provider = MeteredProvider(down, tracker, scope)
+            down.latency = 0.2
+            call = asyncio.create_task(provider.complete(PROMPT, model=MODEL, max_tokens=200))
+            await asyncio.sleep(0.1)  # reserved; the answer (an error) arrives after the restart
+            await _cut_connections(services, name)
+            with pytest.raises(ClassifiedFailure):
+                await call
+            expected = Decimal(0)
+    finally:
+        await own.close()
+    row = await team_row(services, team.id)
+    assert row["reserved_usd"] == 0 and row["spent_usd"] == expected
+    async with services.db.connection() as conn:
+        statuses = [r["status"] for r in await (await conn.execute(
+            "SELECT status FROM cost_tracking WHERE team_id = %(t)s", {"t": team.id})).fetchall()]
+    assert statuses == (["settled"] if answer == "served" else ["released"])
 
 
 async def test_parallel_workers_never_overshoot_the_budget(make_team, services):
