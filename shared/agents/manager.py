@@ -5,6 +5,7 @@ Pure use of an LLM: no database. Durable activities call these and persist what 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 from pydantic import Field
@@ -81,6 +82,13 @@ def _with_outputs(dependencies: Sequence[DependencyOutput], shown: Sequence[str]
     return [{"title": d.title, "output": text} for d, text in zip(dependencies, shown, strict=True)]
 
 
+@functools.lru_cache(maxsize=4 * MAX_CRITERIA)
+def review_schema(criteria: int) -> type[ReviewAnswer]:
+    """ReviewAnswer with exactly `criteria` judgements (one class per count, made once)."""
+    return narrowed(ReviewAnswer, criteria=(list[CriterionJudgement], Field(min_length=criteria,
+                                                                            max_length=criteria)))
+
+
 async def review_output(
     provider: LLMProvider, *, goal: str, task: TaskBrief, output: str, revision: int, model: str,
     dependencies: Sequence[DependencyOutput] = (), context_tokens: int = DEFAULT_CONTEXT_TOKENS,
@@ -92,10 +100,7 @@ async def review_output(
     """
     prompt = load_prompt(REVIEW_PROMPT)
     criteria = task.acceptance_criteria or ["The output addresses the task description"]
-    schema = narrowed(
-        ReviewAnswer,
-        criteria=(list[CriterionJudgement], Field(min_length=len(criteria), max_length=len(criteria))),
-    )
+    schema = review_schema(len(criteria))
     texts = [*dependency_texts(dependencies), ContextText("output under review", output)]
 
     def render(shown: list[str]) -> list[Message]:

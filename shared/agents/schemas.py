@@ -7,6 +7,7 @@ with the error fed back.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -148,10 +149,11 @@ def unique_slug(title: str, taken: set[str]) -> str:
     return slug
 
 
+@functools.lru_cache(maxsize=128)
 def plan_draft_schema(*, workers: int, max_tasks: int, max_criteria: int) -> type[PlanDraft]:
     """PlanDraft for one team: `max_tasks` task properties (the first MIN_TASKS required), each allowed
     to depend only on the ones before it, with at most `max_criteria` criteria, and exactly `workers`
-    members."""
+    members. One class per shape (cached): building it, and then its JSON Schema, costs milliseconds."""
     fields: dict[str, Any] = {}
     for number in range(1, max_tasks + 1):
         earlier = tuple(f"t{j}" for j in range(1, number))

@@ -9,6 +9,7 @@ validators carry the rules a JSON Schema cannot say.
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from dataclasses import replace
@@ -24,12 +25,23 @@ from shared.domain.costs import ModelPrice
 _OPENAI_STRICT_UNSUPPORTED = ("minLength", "maxLength", "default")
 
 
+@functools.lru_cache(maxsize=512)
+def schema_json(schema: type[BaseModel], *, compact: bool = True) -> str:
+    """`schema`'s JSON Schema as JSON text (compact with sorted keys, or `json.dumps`' default
+    spacing), built once per model class: pydantic generates it anew on every `model_json_schema()`
+    call, a few milliseconds for a plan schema. Per-call schemas are cached classes too
+    (`plan_draft_schema`, the narrowed review and step schemas), so the cache stays small."""
+    if compact:
+        return json.dumps(schema.model_json_schema(), separators=(",", ":"), sort_keys=True)
+    return json.dumps(schema.model_json_schema())
+
+
 def schema_instruction(schema: type[BaseModel]) -> str:
     """The system-prompt paragraph that asks for one JSON object matching `schema`."""
     return (
         "Respond with exactly one JSON object and nothing else: no prose, no Markdown code fence. "
         "It must validate against this JSON Schema:\n"
-        + json.dumps(schema.model_json_schema(), separators=(",", ":"), sort_keys=True)
+        + schema_json(schema)
     )
 
 
@@ -138,7 +150,7 @@ def estimate_prompt_tokens(messages: list[Message], schema: type[BaseModel] | No
     chars = sum(len(m.content) for m in messages)
     chars += sum(len(c.name) + len(json.dumps(c.arguments, ensure_ascii=False)) for m in messages for c in m.tool_calls)
     if schema is not None:
-        chars += len(json.dumps(schema.model_json_schema(), separators=(",", ":")))
+        chars += len(schema_json(schema))
     return math.ceil(chars / BUDGET_CHARS_PER_TOKEN) + MESSAGE_OVERHEAD_TOKENS * len(messages)
 
 
@@ -151,7 +163,14 @@ def strict_json_schema(schema: type[BaseModel], *, compatible_server: bool, max_
     them after the answer). A compatible server keeps them and, given `max_tokens`, gets every string
     bounded so that the whole object fits in `max_tokens` (`fit_strings_to_tokens`): its constrained
     decoder then closes the JSON before the limit instead of being cut off mid-string.
+
+    Made once per (schema, server kind, max_tokens); each caller gets its own copy.
     """
+    return copy.deepcopy(_strict_json_schema(schema, compatible_server, max_tokens))
+
+
+@functools.lru_cache(maxsize=512)
+def _strict_json_schema(schema: type[BaseModel], compatible_server: bool, max_tokens: int | None) -> dict[str, Any]:
     from openai.lib import type_to_response_format_param
 
     param: Any = type_to_response_format_param(schema)

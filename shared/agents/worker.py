@@ -52,8 +52,12 @@ def step_schema(step_number: int, *, revising: bool) -> type[StepOutput]:
     (a task takes at least MIN_STEPS steps; a revision may take one). The step number and the final
     MAX_STEPS-th step are the caller's anyway."""
     if step_number < MIN_STEPS and not revising:
-        return narrowed(StepOutput, is_final=(Literal[False], ...))
+        return _EARLY_STEP
     return StepOutput
+
+
+#: A step before MIN_STEPS of a first execution: `is_final` is false (one class, made once).
+_EARLY_STEP = narrowed(StepOutput, is_final=(Literal[False], ...))
 
 
 async def execute_step(

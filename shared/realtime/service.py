@@ -7,6 +7,7 @@ role suffix `webpubsub.joinLeaveGroup.<group>` limits a client token to one grou
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 from uuid import UUID
@@ -17,7 +18,16 @@ __all__ = ["ConnectionInfo", "company_group", "join_role", "team_group"]
 
 # The publisher owns retries (the outbox keeps what failed), so one try per call, with short timeouts:
 # a service that is down must not hold a database connection for long.
-_CLIENT_OPTIONS = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 10}
+_CLIENT_OPTIONS: dict[str, object] = {"retry_total": 0, "connection_timeout": 3, "read_timeout": 10}
+#: With `use_env_settings` (the SDK's default) aiohttp looks up the proxy variables and reads
+#: `~/.netrc` (in a thread) on *every* request: a third of a publish's CPU. The app sends only to its
+#: own Web PubSub endpoint; the lookup is kept only when a proxy is configured in the environment.
+_PROXY_VARIABLES = ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "https_proxy", "http_proxy", "all_proxy")
+
+
+def client_options() -> dict[str, object]:
+    """Options of every service client: one try per call, short timeouts, env lookups only with a proxy."""
+    return {**_CLIENT_OPTIONS, "use_env_settings": any(os.environ.get(v) for v in _PROXY_VARIABLES)}
 
 
 def team_group(team_id: UUID | str) -> str:
@@ -63,4 +73,4 @@ class ConnectionInfo:
 
     def client(self, hub: str) -> WebPubSubServiceClient:
         """A new service client (it opens its HTTP session on first use; close it with `close()`)."""
-        return WebPubSubServiceClient.from_connection_string(self.connection_string, hub=hub, **_CLIENT_OPTIONS)
+        return WebPubSubServiceClient.from_connection_string(self.connection_string, hub=hub, **client_options())

@@ -31,6 +31,7 @@ from uuid import UUID
 from pydantic import BaseModel
 
 from shared.agents.llm import CALL_ID, Completion, LLMProvider, Message, ProviderOutputInvalid
+from shared.agents.structured import schema_json
 from shared.db.database import Database, Tx
 from shared.domain.costs import OFFICIAL, PriceTable, input_token_bound, worst_case_cost
 from shared.domain.errors import DependencyDown
@@ -105,7 +106,7 @@ class MeteredProvider:
                        max_tokens: int = 2048, temperature: float = 0.2, **kwargs: Any) -> Completion:
         texts = [m.content for m in messages]
         if schema is not None:
-            texts.append(json.dumps(schema.model_json_schema()))
+            texts.append(schema_json(schema, compact=False))
         for tool in kwargs.get("tools") or ():  # the tool definitions travel in the request too
             texts.append(f"{tool.name} {tool.description} {json.dumps(tool.input_schema)}")
         texts += [json.dumps(call.arguments) for m in messages for call in m.tool_calls]
