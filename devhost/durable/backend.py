@@ -66,6 +66,11 @@ class DurableBackend:
     attempts its instance fails with the last error. `function_timeout` (seconds, host.json's
     `functionTimeout`; None = unbounded) bounds every activity call. All times come from the
     database's clock; `process_clock` is this process's (injectable to test clock skew).
+
+    With `local_dispatch` (the default) an episode's commit leases the activity calls it schedules
+    to this host, as far as it has free activity slots, and they start at once: no claim round
+    trip, no lane to wake (the real host's orchestrations dispatch to the local worker the same
+    way). The rest, and every retry after a lost lease, go through the claim as before.
     """
 
     def __init__(
@@ -88,6 +93,7 @@ class DurableBackend:
         function_timeout: float | None = None,
         process_clock: Callable[[], datetime] = utc_now,
         system_key: str | None = None,
+        local_dispatch: bool = True,
     ) -> None:
         if max_episode_attempts < 1:
             raise ValueError("max_episode_attempts must be at least 1")
@@ -113,6 +119,7 @@ class DurableBackend:
         self.max_episode_attempts = max_episode_attempts
         self.episode_retry_seconds = episode_retry_seconds
         self.function_timeout = function_timeout
+        self.local_dispatch = local_dispatch
         self.clock = DatabaseClock(process_clock)
         self.stats = WorkerStats()
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] | None = None
@@ -172,6 +179,9 @@ class DurableBackend:
             function_timeout=self.function_timeout,
         )
         self._episodes.on_scheduled = self._activities_wake.wake
+        if self.local_dispatch:
+            self._episodes.reserve_local = self._activities.reserve
+            self._episodes.adopt_local = self._activities.adopt
         self._episodes.on_messages = self._episodes_wake.wake
         self._activities.on_recorded = self._completions_recorded
         self._listener = await AsyncConnection.connect(self.dsn, autocommit=True)

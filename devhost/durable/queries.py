@@ -64,8 +64,8 @@ SELECT instance_id, event FROM history WHERE instance_id = ANY(%s) ORDER BY inst
 """
 
 #: An episode's whole commit in one statement (sql/schema.sql `commit_episode`): one round
-#: trip, one transaction, fenced by the claim's lease token (false: the lease was lost, nothing
-#: was written).
+#: trip, one transaction, fenced by the claim's lease token (NULL: the lease was lost, nothing
+#: was written; else the ids of the activity calls it leased to this host: local dispatch).
 COMMIT_EPISODE = """
 SELECT commit_episode(
     %(instance_id)s::text, %(token)s::uuid, %(holder)s::uuid,
@@ -79,7 +79,9 @@ SELECT commit_episode(
     %(message_events)s::text[], %(message_visible)s::timestamptz[], %(message_tasks)s::integer[],
     %(child_ids)s::text[], %(child_executions)s::text[], %(child_names)s::text[],
     %(child_inputs)s::text[], %(child_tasks)s::integer[], %(child_started)s::text[],
-    %(child_failed)s::text[])
+    %(child_failed)s::text[],
+    %(dispatch_token)s::uuid, %(dispatch_owner)s::text, %(dispatch_lease)s::double precision,
+    %(dispatch_limit)s::integer)
 """
 
 #: A host that starts with the identity of a dead previous run takes that run's claims back at

@@ -162,9 +162,14 @@ class WorkerStore:
         self.counters.round_trips += 1
         return found
 
-    async def commit_episode(self, row: InstanceRow, out: EpisodeOutcome) -> None:
+    async def commit_episode(self, row: InstanceRow, out: EpisodeOutcome, *, dispatch: int = 0,
+                             dispatch_token: UUID | None = None) -> list[ClaimedActivity]:
         """Apply an episode: one statement, so one round trip and one transaction, fenced by the
-        claim's lease token; raise LeaseLost (nothing was written) if another worker took it."""
+        claim's lease token; raise LeaseLost (nothing was written) if another worker took it.
+
+        Local dispatch: the first `dispatch` of the episode's new activity calls come back leased to
+        this host under `dispatch_token`, as a claim would have returned them (one round trip and
+        one commit fewer per call, and no wait for a lane to wake and claim)."""
         restarted = out.new_execution is not None
         execution_id, raw_input = out.new_execution or (row.execution_id, row.input)
         messages, acts, children = out.messages, out.activities, out.children
@@ -193,14 +198,22 @@ class WorkerStore:
             "child_tasks": [c.parent_task_id for c in children],
             "child_started": [c.started_event for c in children],
             "child_failed": [c.failed_event for c in children],
+            "dispatch_token": dispatch_token, "dispatch_owner": self.owner, "dispatch_lease": self.lease_seconds,
+            "dispatch_limit": dispatch if dispatch_token is not None else 0,
         }
         async with self.pool.connection() as conn:
             cur = await conn.execute(q.COMMIT_EPISODE, params)
             result = await cur.fetchone()
         self.counters.round_trips += 1
-        if result is None or not result[0]:
+        if result is None or result[0] is None:
             raise LeaseLost(row.instance_id)
         self.counters.commits += 1
+        ids: list[int] = list(result[0])
+        if not ids or dispatch_token is None:
+            return []
+        leased = sorted(acts[:dispatch], key=lambda a: a.task_id)  # the function returns ids in task order
+        return [ClaimedActivity(i, row.instance_id, row.execution_id, a.task_id, a.name, a.input, dispatch_token)
+                for i, a in zip(ids, leased, strict=True)]
 
     async def reclaim_own(self) -> tuple[int, int]:
         """Release the claims this host identity holds: at start, those of its dead previous run.

@@ -36,6 +36,8 @@ class WorkerStats(StoreCounters):
     instances_given_up: int = 0  #: instances failed because their episode kept failing
     activities_timed_out: int = 0  #: activity calls abandoned after functionTimeout
     episodes_resumed: int = 0  #: committed episodes that ran in a live session (no full replay)
+    activities_claimed: int = 0  #: activity calls this host took with a claim query
+    activities_dispatched: int = 0  #: activity calls its episode commits leased to it (local dispatch)
 
 
 class Wakeup:
@@ -191,6 +193,10 @@ class EpisodeWorker:
         self.stopping = False
         self.on_scheduled: Callable[[], None] = lambda: None
         self.on_messages: Callable[[], None] = lambda: None
+        #: Local dispatch (ActivityWorker.reserve / adopt): slots for an episode's new activity
+        #: calls, which its commit then leases to this host; none by default.
+        self.reserve_local: Callable[[int], int] = lambda wanted: 0
+        self.adopt_local: Callable[[list[ClaimedActivity], int], None] = lambda claims, reserved: None
 
     async def run(self, wake: asyncio.Event, wakeup: Wakeup | None = None) -> None:
         """One lane: claim and process batches until stopped; sleep until woken or a timer is due.
@@ -265,7 +271,7 @@ class EpisodeWorker:
                 out = await loop.run_in_executor(
                     self.executor, decide, row, history, inbox, self.orchestrators, now
                 )
-            await self.store.commit_episode(row, out)
+            leased = await self.commit(row, out)
         except LeaseLost:
             self.stats.leases_lost += 1
             self.cache.forget(row.instance_id)
@@ -275,14 +281,26 @@ class EpisodeWorker:
             await self.failed(row, now, exc)
             return
         self.stats.episodes_resumed += session is not None
-        self.committed(row, history, out)
+        self.committed(row, history, out, leased)
 
-    def committed(self, row: InstanceRow, history: list[str], out: EpisodeOutcome) -> None:
+    async def commit(self, row: InstanceRow, out: EpisodeOutcome) -> int:
+        """Commit the episode, its new activity calls leased to this host as far as the activity
+        worker has free slots (they start at once); how many were."""
+        reserved = self.reserve_local(len(out.activities)) if out.activities else 0
+        leased: list[ClaimedActivity] = []
+        try:
+            leased = await self.store.commit_episode(row, out, dispatch=reserved,
+                                                     dispatch_token=uuid4() if reserved else None)
+        finally:
+            self.adopt_local(leased, reserved)  # also gives the slots back when the commit failed
+        return len(leased)
+
+    def committed(self, row: InstanceRow, history: list[str], out: EpisodeOutcome, leased: int = 0) -> None:
         self.cache.put(row, history, out)
         for message in out.messages:
             if message.visible_at is not None:
                 self.horizon.note(message.visible_at)
-        if out.activities:
+        if len(out.activities) > leased:  # calls left for a claim (this host's or another's)
             self.on_scheduled()
         if out.messages or out.children:
             self.on_messages()
@@ -370,10 +388,29 @@ class ActivityWorker:
         self.slot_free = asyncio.Event()
         self.stopping = False
         self.on_recorded: Callable[[int], None] = lambda count: None  #: completions recorded
+        self.reserved = 0  #: slots promised to episode commits that lease calls to this host
+
+    def free_slots(self) -> int:
+        return self.concurrency - len(self.running) - self.reserved
+
+    def reserve(self, wanted: int) -> int:
+        """Promise up to `wanted` slots to an episode commit's local dispatch; how many."""
+        granted = 0 if self.stopping else max(0, min(wanted, self.free_slots()))
+        self.reserved += granted
+        return granted
+
+    def adopt(self, claims: list[ClaimedActivity], reserved: int) -> None:
+        """Start the calls an episode's commit leased to this host; the rest of `reserved` is freed."""
+        self.reserved -= reserved
+        if claims:
+            self.stats.activities_dispatched += len(claims)
+            self.start(claims)
+        elif reserved:
+            self.slot_free.set()
 
     async def run(self, wake: asyncio.Event) -> None:
         while not self.stopping:
-            free = self.concurrency - len(self.running)
+            free = self.free_slots()
             if free <= 0:
                 self.slot_free.clear()
                 await sleep_until_set(self.slot_free, self.poll_interval)
@@ -393,13 +430,19 @@ class ActivityWorker:
         claims = await self.store.claim_activities(limit, token)
         if not claims:
             return 0
+        self.stats.activities_claimed += len(claims)
+        self.start(claims)
+        return len(claims)
+
+    def start(self, claims: list[ClaimedActivity]) -> None:
+        """Run claimed calls (all under one lease token, renewed while any of them is held)."""
+        token = claims[0].token
         self.held.add(token)
-        self.outstanding[token] = len(claims)
+        self.outstanding[token] = self.outstanding.get(token, 0) + len(claims)
         for claim in claims:
             task = asyncio.create_task(self.execute(claim), name=f"activity {claim.name}")
             self.running[task] = claim
             task.add_done_callback(self._finished)
-        return len(claims)
 
     async def execute(self, claim: ClaimedActivity) -> None:
         activity = self.activities.get(claim.name)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from .conftest import Running, wait_for_status, wait_until_done
+from .conftest import Running, StartBackend, wait_for_status, wait_until_done
 from .sample_app import FUNCTIONS_LIST
 
 
@@ -172,3 +172,30 @@ async def test_client_binding_works_in_a_non_http_function(durable: Running) -> 
     await kickoff.get_user_function()(timer_info=None, client=durable.binding)
     status = await wait_until_done(durable.client, "nightly")
     assert status.output == ["Hello night"]
+
+
+async def test_an_episode_runs_the_activities_it_schedules_on_its_own_host_without_a_claim(
+        durable: Running) -> None:
+    """Local dispatch: the commit that schedules an activity leases it to the committing host,
+    which starts it at once; no claim query takes any call."""
+    instance_id = await durable.client.start_new("sequence", None, ["A", "B", "C", "D"])
+    status = await wait_until_done(durable.client, instance_id)
+    assert status.output == ["Hello A", "Hello B", "Hello C", "Hello D"]
+    stats = durable.backend.stats
+    assert (stats.activities_dispatched, stats.activities_claimed, stats.activities) == (4, 0, 4)
+
+
+async def test_local_dispatch_takes_only_free_slots_and_a_claim_runs_the_rest(start_backend: StartBackend) -> None:
+    running = await start_backend(activity_concurrency=3)
+    instance_id = await running.client.start_new("fan_out", None, 10)
+    status = await wait_until_done(running.client, instance_id)
+    assert status.output == sum(n * 2 for n in range(10))
+    stats = running.backend.stats
+    assert stats.activities_dispatched == 3 and stats.activities_claimed == 7 and stats.activities == 10
+
+
+async def test_without_local_dispatch_every_activity_is_claimed(start_backend: StartBackend) -> None:
+    running = await start_backend(local_dispatch=False)
+    instance_id = await running.client.start_new("sequence", None, ["A", "B"])
+    assert (await wait_until_done(running.client, instance_id)).output == ["Hello A", "Hello B"]
+    assert (running.backend.stats.activities_dispatched, running.backend.stats.activities_claimed) == (0, 2)

@@ -78,14 +78,35 @@ END $$;
 
 CREATE OR REPLACE TRIGGER inbox_notify AFTER INSERT ON inbox
     FOR EACH STATEMENT EXECUTE FUNCTION notify_work('e');
+-- Activity calls an episode's commit leased to its own host at once (local dispatch) are no
+-- work for anyone else: only unleased new calls wake the hosts.
+CREATE OR REPLACE FUNCTION notify_unleased_activities() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF EXISTS (SELECT 1 FROM new_activities WHERE lease_token IS NULL) THEN
+        PERFORM pg_notify(TG_TABLE_SCHEMA || '_durable', 'a');
+    END IF;
+    RETURN NULL;
+END $$;
+
 CREATE OR REPLACE TRIGGER activities_notify AFTER INSERT ON activities
-    FOR EACH STATEMENT EXECUTE FUNCTION notify_work('a');
+    REFERENCING NEW TABLE AS new_activities
+    FOR EACH STATEMENT EXECUTE FUNCTION notify_unleased_activities();
 
 -- One episode's commit: one statement, so one round trip and one transaction (autocommit).
 -- The fence comes first: unless the claim's lease token still holds, nothing is written and
 -- the result is false (the worker raises LeaseLost). Then the history rows, the consumed and
 -- dropped messages, cancelled timers, activity calls, sub-orchestrations (a finished id is
 -- reused; a live one makes the parent's call fail instead) and the new messages.
+--
+-- Local dispatch: the first `p_dispatch_limit` new activity calls are leased at once to the
+-- committing host (`p_dispatch_token`, its identity, a `p_dispatch_lease`-second lease), as if
+-- it had claimed them: it runs them without a claim round trip. The result is the ids of those
+-- calls, in task order (empty when none), or NULL when the lease was lost (nothing written).
+-- The first version returned a boolean and took no dispatch parameters; it is dropped.
+DROP FUNCTION IF EXISTS commit_episode(
+    text, uuid, uuid, text, text, text, text, text, text, boolean, integer, jsonb, jsonb, jsonb,
+    integer, text[], bigint[], boolean, integer[], integer[], text[], text[], text[], text[], text[],
+    text[], timestamptz[], integer[], text[], text[], text[], text[], integer[], text[], text[]);
 CREATE OR REPLACE FUNCTION commit_episode(
     p_instance_id text, p_token uuid, p_holder uuid,
     p_status text, p_output text, p_custom_status text,
@@ -97,11 +118,13 @@ CREATE OR REPLACE FUNCTION commit_episode(
     p_message_instances text[], p_message_executions text[], p_message_kinds text[],
     p_message_events text[], p_message_visible timestamptz[], p_message_tasks integer[],
     p_child_ids text[], p_child_executions text[], p_child_names text[], p_child_inputs text[],
-    p_child_tasks integer[], p_child_started text[], p_child_failed text[]
-) RETURNS boolean LANGUAGE plpgsql AS $$
+    p_child_tasks integer[], p_child_started text[], p_child_failed text[],
+    p_dispatch_token uuid, p_dispatch_owner text, p_dispatch_lease double precision, p_dispatch_limit integer
+) RETURNS bigint[] LANGUAGE plpgsql AS $$
 DECLARE
     v_appended integer := coalesce(cardinality(p_history), 0);
     v_inserted boolean;
+    v_dispatched bigint[] := '{}';
 BEGIN
     UPDATE instances SET
         status = p_status, output = coalesce(p_output, output), custom_status = p_custom_status,
@@ -116,7 +139,7 @@ BEGIN
         history_holder = p_holder, episode_attempts = 0, last_error = NULL
     WHERE instance_id = p_instance_id AND lease_token = p_token;
     IF NOT FOUND THEN
-        RETURN false;
+        RETURN NULL;
     END IF;
     IF p_restarted THEN
         DELETE FROM history WHERE instance_id = p_instance_id;
@@ -136,9 +159,20 @@ BEGIN
             AND task_id = ANY(p_canceled_timers);
     END IF;
     IF cardinality(p_activity_tasks) > 0 THEN
-        INSERT INTO activities (instance_id, execution_id, task_id, name, input)
-        SELECT p_instance_id, p_old_execution_id, a.task_id, a.name, a.input
-        FROM unnest(p_activity_tasks, p_activity_names, p_activity_inputs) AS a(task_id, name, input);
+        WITH added AS (
+            INSERT INTO activities (instance_id, execution_id, task_id, name, input,
+                                    lease_token, lease_owner, lease_expires, attempts)
+            SELECT p_instance_id, p_old_execution_id, a.task_id, a.name, a.input,
+                   CASE WHEN a.n <= p_dispatch_limit THEN p_dispatch_token END,
+                   CASE WHEN a.n <= p_dispatch_limit THEN p_dispatch_owner END,
+                   CASE WHEN a.n <= p_dispatch_limit THEN now() + make_interval(secs => p_dispatch_lease) END,
+                   CASE WHEN a.n <= p_dispatch_limit THEN 1 ELSE 0 END
+            FROM unnest(p_activity_tasks, p_activity_names, p_activity_inputs) WITH ORDINALITY
+                AS a(task_id, name, input, n)
+            RETURNING id, task_id, lease_token
+        )
+        SELECT coalesce(array_agg(id ORDER BY task_id) FILTER (WHERE lease_token IS NOT NULL), '{}')
+        INTO v_dispatched FROM added;
     END IF;
     FOR i IN 1 .. coalesce(cardinality(p_child_ids), 0) LOOP
         INSERT INTO instances AS x (instance_id, execution_id, name, version, status, input,
@@ -181,5 +215,5 @@ BEGIN
                     p_message_visible, p_message_tasks)
             AS m(instance_id, execution_id, kind, event, visible_at, task_id);
     END IF;
-    RETURN true;
+    RETURN v_dispatched;
 END $$;
