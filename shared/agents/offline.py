@@ -150,6 +150,7 @@ class OfflineProvider:
         tools: Sequence[ToolSpec] = (),
     ) -> Completion:
         started = time.perf_counter()
+        due = asyncio.get_running_loop().time() + self.latency_ms / 1000  # when the answer is complete
         prompt = with_schema_instruction(messages, schema)
         input_tokens = sum(estimate_tokens(m.content) for m in prompt)
         # A subclass too: the first step's schema is narrowed (shared/agents/worker.py).
@@ -165,7 +166,7 @@ class OfflineProvider:
                                             latency_ms=elapsed_ms(started))
                 return replace(request, tool_calls=calls)
         text = self._answer(messages, schema)
-        await self._stream(text, on_delta)
+        await self._stream(text, on_delta, due)
         return finish_completion(
             text=text,
             schema=schema,
@@ -176,17 +177,24 @@ class OfflineProvider:
             latency_ms=elapsed_ms(started),
         )
 
-    async def _stream(self, text: str, on_delta: OnDelta | None) -> None:
-        """Send `text` in DELTA_PIECES pieces with the latency spread before them (one sleep without deltas)."""
+    async def _stream(self, text: str, on_delta: OnDelta | None, due: float) -> None:
+        """Send `text` in DELTA_PIECES pieces spread evenly until `due` (loop time), the call's end.
+
+        Each piece waits for its own moment on one schedule, not for a fixed pause after the last
+        one: a pause that overshoots (a busy event loop) does not push the rest later, so the call
+        takes its latency, as a real provider's answer arrives when it arrives."""
+        loop = asyncio.get_running_loop()
         if on_delta is None or not text:
             if self.latency_ms:
-                await asyncio.sleep(self.latency_ms / 1000)
+                await asyncio.sleep(max(0.0, due - loop.time()))
             return
         size = -(-len(text) // DELTA_PIECES)
         pieces = [text[i : i + size] for i in range(0, len(text), size)]
-        for piece in pieces:
+        step = self.latency_ms / 1000 / len(pieces)
+        first = due - step * len(pieces)
+        for number, piece in enumerate(pieces, start=1):
             if self.latency_ms:
-                await asyncio.sleep(self.latency_ms / 1000 / len(pieces))
+                await asyncio.sleep(max(0.0, first + step * number - loop.time()))
             await on_delta(piece)
 
     def _answer(self, messages: list[Message], schema: type[BaseModel] | None) -> str:
