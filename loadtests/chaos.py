@@ -5,12 +5,12 @@
 Every process is the run's own, in a temp dir: an embedded PostgreSQL (`pg_ctl`, never the machine's
 shared server), a `redis-server` on a free port, devhost's Web PubSub emulator (standalone, in this process),
 a devhost using them (`--pubsub-url`), and the fault-injecting OpenAI-compatible model server of
-`loadtests.fault_llm`, which every agent calls. Teams are created over the HTTP API; each round then
-injects, a few seconds apart: a burst of 429s, an immediate (crash) stop of PostgreSQL and its
-restart, Redis stopped and started, a SIGKILL of devhost (restarted on the same data dir and port
-while the next faults land), the emulator stopped and started, a burst of 500s and a burst of
-garbage streams. When every team has settled the
-run checks, from the database and the model server's own counts:
+`loadtests.fault_llm`, which every agent calls. Teams are created over the HTTP API (and more
+before a fault that would find none running); each round then injects, a few seconds apart: a
+burst of 429s, an immediate (crash) stop of PostgreSQL and its restart, Redis stopped and started,
+a SIGKILL of devhost (restarted on the same data dir and port while the next faults land), the
+emulator stopped and started, a burst of 500s and a burst of garbage streams. When every team has
+settled the run checks, from the database and the model server's own counts:
 
 - every team ends `completed`, or with an open escalation (its budget, a task that failed for good);
 - no state transition is written twice: each `*.status_changed` event has its own (entity, version),
@@ -252,9 +252,13 @@ class Faults:
             await asyncio.sleep(0.05)
         self.quiesce_misses += 1
 
+    async def teams_running(self) -> int:
+        """Teams neither settled (completed, or waiting on a person) nor ended."""
+        return sum(1 for t in await team_states(self.stack.database_url)
+                   if not settled(t) and t["status"] not in FINAL_TEAMS)
+
     async def _timed(self, name: str, action: Callable[[], Awaitable[None]]) -> None:
-        running = sum(1 for t in await team_states(self.stack.database_url)
-                      if not settled(t) and t["status"] not in FINAL_TEAMS)
+        running = await self.teams_running()
         started = time.monotonic()
         await action()
         self.log.append((name, time.monotonic() - started, running))
@@ -583,6 +587,8 @@ async def run(plan: ChaosPlan, work: Path | None = None) -> Report:
                     teams += await create_teams(http, auth, plan, len(teams))
                     for fault in faults.round():
                         await asyncio.sleep(plan.gap_seconds)
+                        if not await faults.teams_running():  # every fault must land on running teams:
+                            teams += await create_teams(http, auth, plan, len(teams))  # top up
                         await fault()
             await stack.ready()
             last_fault = time.monotonic()
