@@ -149,6 +149,9 @@ async def test_a_raw_client_subscribes_through_the_event_handler_after_the_compa
             assert json.loads(await other.recv())["type"] == "subscribe_failed"
             await start(http, owner, team_id)
             event = json.loads(await ws.recv())
+            # Before it: the team's creation (published a few ms after its commit) and the plan's llm.delta.
+            while event.get("type") != "team.status_changed":
+                event = json.loads(await ws.recv())
         assert event["team_id"] == team_id and event["type"] == "team.status_changed"
         with pytest.raises(TimeoutError):
             async with asyncio.timeout(0.5):

@@ -117,6 +117,7 @@ async def test_subscribe_adds_the_connection_only_for_a_team_of_the_users_compan
     owner, stranger = await make_company("Owner"), await make_company("Stranger")
     team = await app.services.teams.create(owner, TeamCreate(goal="watch me"))
     realtime = realtime_of(app.db)
+    await realtime.publisher.drain()  # the team's creation (seq 1) goes out before anyone subscribes
     token = await realtime.client.get_client_access_token(user_id=str(stranger.user_id))
     _, stranger_inbox = await open_client(token["url"])
     token = await realtime.client.get_client_access_token(user_id=str(owner.user_id))
