@@ -454,8 +454,10 @@ def _commits_row(gp: Figures, lg: Figures) -> PeerRow:
     per_call = gp.commits_per_call
     why = ""
     if per_call is not None and per_call > TARGET_COMMITS_PER_CALL:
-        why = (f"{per_call - 1:.1f} commits per LLM call beyond one: every transaction of a step that is not "
-               "the step's own (durable episodes, activity claims and results, bookkeeping, reads of the poll)")
+        why = (f"{per_call - 1:.1f} commits per LLM call beyond one: the transactions of a step that are not its "
+               "own commit; by statement log (docs/PERFORMANCE.md, 'Where the commits go'), per call: durable "
+               "episode claim ~2 and commit ~1.7, activity completion ~1.2, outbox publish ~0.8, the step's "
+               "read-only reads ~1.1, the budget reservation 1")
         if gp.idle_commits_per_s is not None and gp.team_seconds is not None:
             background = gp.idle_commits_per_s * gp.team_seconds
             why += (f"; of a team's {gp.commits_per_team or 0:.0f}, ~{background:.0f} are the host's background, "
