@@ -199,6 +199,10 @@ def continue_session(session: Session, new_events: Sequence[str]) -> Reply:
         custom = json.loads(json.dumps(custom)) if custom else None
     except Exception as exc:  # the SDK's machinery itself failed: like a handle raising without state
         return _reply({}, error=str(exc) or type(exc).__name__)
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # as in run_orchestrator: the instance fails, the worker's lane lives on
+        return _reply({}, error=f"{type(exc).__name__}: {exc}")
     failure = executor.exception
     error = None if failure is None else (str(failure) or "Exception")
     return Reply(

@@ -123,6 +123,8 @@ async def test_an_orchestrator_raising_a_base_exception_fails_and_the_worker_kee
     assert status.output == "Orchestrator function 'aborting' failed: Abort: orchestrator aborted the replay"
     after = await durable.client.start_new("sequence", "after-abort", ["still here"])
     assert (await wait_until_done(durable.client, after)).output == ["Hello still here"]
+    # The abort came in the episode after the activity, in the live session: no lane died of it.
+    assert [t.get_name() for t in durable.backend._tasks if t.done()] == []
 
 
 async def test_a_late_completion_after_the_instance_failed_keeps_its_failure_reason(

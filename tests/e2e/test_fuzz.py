@@ -6,7 +6,13 @@ import httpx
 import pytest
 import requests
 import schemathesis
+import schemathesis.specs.openapi._hypothesis
 from hypothesis import HealthCheck, given, settings
+
+# `schemathesis.specs.openapi._hypothesis` is imported (and assertion-rewritten) at collection, not
+# in the middle of a test: CPython 3.11.7's ast.parse can fail with "AST constructor recursion depth
+# mismatch" when a finalizer runs during it (gh-106905, fixed in 3.11.8), and a test's leftovers are
+# garbage-collected at arbitrary moments.
 
 pytestmark = pytest.mark.slow
 
