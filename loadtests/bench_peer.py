@@ -52,7 +52,7 @@ from psycopg.conninfo import make_conninfo
 
 from loadtests.bench_scale import _cpu_seconds
 from loadtests.peer_common import TaskShape, TeamShape, no_backends, xact_commit
-from loadtests.processes import REPO, devhost, team_completed
+from loadtests.processes import REPO, devhost, first_line, team_completed
 
 ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 #: A goal whose offline plan is the issue's team: all seven software phases, 23 steps, 9 reviews.
@@ -326,16 +326,12 @@ async def peer_process(mode: str, *args: str) -> AsyncIterator[asyncio.subproces
 
 async def _line(process: asyncio.subprocess.Process, event: str, seconds: float = 600) -> dict[str, Any]:
     """The child's next JSON line with this `event` (its exit before that is an error)."""
-    assert process.stdout is not None
-    async with asyncio.timeout(seconds):
-        while True:
-            raw = await process.stdout.readline()
-            if not raw:
-                await process.wait()
-                raise RuntimeError(f"loadtests.peer_langgraph exited {process.returncode} before {event!r}")
-            found: dict[str, Any] = json.loads(raw)
-            if found.get("event") == event:
-                return found
+    def with_event(raw: bytes) -> dict[str, Any] | None:
+        found: dict[str, Any] = json.loads(raw)
+        return found if found.get("event") == event else None
+
+    return await first_line(process, with_event, seconds,
+                            lambda code: f"loadtests.peer_langgraph exited {code} before {event!r}")
 
 
 async def measure_langgraph(shape: TeamShape, concurrent: int, rounds: int, crashes: int, crash_teams: int,

@@ -10,10 +10,10 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -21,6 +21,7 @@ from loadtests.accounts import PASSWORD, user_email
 
 REPO = Path(__file__).resolve().parents[1]
 _API_LINE = re.compile(r"API\s+(http://\S+?)/api\s*$")
+T = TypeVar("T")
 
 
 def rss_mib(pid: int) -> float:
@@ -107,19 +108,33 @@ async def devhost(database_url: str, work_dir: Path, *, env: dict[str, str] | No
         await stop_process(process)
 
 
-async def _banner_url(process: asyncio.subprocess.Process, seconds: float, log_path: Path) -> str:
+async def first_line(process: asyncio.subprocess.Process, match: Callable[[bytes], T | None], seconds: float,
+                     exited: Callable[[int | None], str]) -> T:
+    """What `match` makes of the first line of the child's stdout it accepts (not None); a
+    RuntimeError with `exited(returncode)` if the child exits first, TimeoutError after `seconds`."""
     assert process.stdout is not None
     async with asyncio.timeout(seconds):
         while True:
             raw = await process.stdout.readline()
             if not raw:
                 await process.wait()
-                raise RuntimeError(f"devhost exited {process.returncode}:\n{log_path.read_text()[-3000:]}")
-            found = _API_LINE.search(raw.decode())
-            if found:
-                # Keep draining stdout so the child never blocks on a full pipe.
-                asyncio.get_running_loop().create_task(_drain(process.stdout))
-                return found.group(1)
+                raise RuntimeError(exited(process.returncode))
+            found = match(raw)
+            if found is not None:
+                return found
+
+
+async def _banner_url(process: asyncio.subprocess.Process, seconds: float, log_path: Path) -> str:
+    def api_url(raw: bytes) -> str | None:
+        found = _API_LINE.search(raw.decode())
+        return found.group(1) if found else None
+
+    url = await first_line(process, api_url, seconds,
+                           lambda code: f"devhost exited {code}:\n{log_path.read_text()[-3000:]}")
+    assert process.stdout is not None
+    # Keep draining stdout so the child never blocks on a full pipe.
+    asyncio.get_running_loop().create_task(_drain(process.stdout))
+    return url
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:

@@ -18,7 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Literal, cast
 
 import anthropic
@@ -31,8 +31,6 @@ from shared.agents.llm import (
     Completion,
     Message,
     OnDelta,
-    ProviderOutputInvalid,
-    ToolCallRequest,
     ToolSpec,
     elapsed_ms,
     wire_name,
@@ -45,12 +43,12 @@ from shared.agents.provider_errors import (
 from shared.agents.streaming import StreamClock
 from shared.agents.structured import estimate_prompt_tokens, finish_completion
 from shared.agents.tool_wire import (
-    ToolArgumentsInvalid,
+    StreamedCall,
     ToolNames,
     is_tool_error,
     parameters_schema,
-    parse_arguments,
     wire_id,
+    with_tool_calls,
 )
 from shared.domain.costs import OFFICIAL, PriceTable
 from shared.domain.failures import ClassifiedFailure, FailureType
@@ -316,17 +314,6 @@ class AnthropicProvider:
         completion = finish_completion(text="".join(got.text), schema=None, input_tokens=got.input_tokens,
                                        output_tokens=got.output_tokens, model=model, provider=self.name,
                                        latency_ms=latency_ms, price=self.prices.price_for(model))
-        calls: list[ToolCallRequest] = []
-        try:
-            for position, (_, use) in enumerate(sorted(got.tool_uses.items()), start=1):
-                name = names.app_name(use.name)
-                arguments = parse_arguments("".join(use.input_json), tool=name) if use.input_json \
-                    else use.start_input
-                calls.append(ToolCallRequest(id=use.id or f"toolu_{position}", name=name, arguments=arguments))
-        except ToolArgumentsInvalid as exc:
-            message = str(exc)
-            if truncated_at is not None:
-                message = (f"the answer was cut off at the {truncated_at}-token limit inside a tool call; "
-                           "call the tool again with shorter input")
-            raise ProviderOutputInvalid(message, completion=completion) from None
-        return replace(completion, tool_calls=tuple(calls))
+        streamed = (StreamedCall(use.id, use.name, "".join(use.input_json), start_arguments=use.start_input)
+                    for _, use in sorted(got.tool_uses.items()))
+        return with_tool_calls(completion, streamed, names=names, id_prefix="toolu", truncated_at=truncated_at)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx2
@@ -30,9 +30,7 @@ from shared.agents.llm import (
     Completion,
     Message,
     OnDelta,
-    ProviderOutputInvalid,
     StructuredOutput,
-    ToolCallRequest,
     ToolSpec,
     elapsed_ms,
     wire_name,
@@ -50,7 +48,7 @@ from shared.agents.structured import (
     strict_json_schema,
     with_schema_instruction,
 )
-from shared.agents.tool_wire import ToolArgumentsInvalid, ToolNames, parameters_schema, parse_arguments, wire_id
+from shared.agents.tool_wire import StreamedCall, ToolNames, parameters_schema, wire_id, with_tool_calls
 from shared.domain.costs import OFFICIAL, PriceTable
 from shared.domain.failures import ClassifiedFailure, FailureType
 
@@ -317,16 +315,6 @@ class OpenAIProvider:
         completion = finish_completion(text=text, schema=None, input_tokens=input_tokens,
                                        output_tokens=output_tokens, model=model, provider=self.name,
                                        latency_ms=latency_ms, price=self.prices.price_for(model))
-        calls: list[ToolCallRequest] = []
-        try:
-            for position, (_, parts) in enumerate(sorted(got.tool_calls.items()), start=1):
-                name = names.app_name(parts.name)
-                calls.append(ToolCallRequest(id=parts.id or f"call_{position}", name=name,
-                                             arguments=parse_arguments("".join(parts.arguments), tool=name)))
-        except ToolArgumentsInvalid as exc:
-            message = str(exc)
-            if truncated_at is not None:
-                message = (f"the answer was cut off at the {truncated_at}-token limit inside a tool call; "
-                           "call the tool again with shorter arguments")
-            raise ProviderOutputInvalid(message, completion=completion) from None
-        return replace(completion, tool_calls=tuple(calls))
+        streamed = (StreamedCall(parts.id, parts.name, "".join(parts.arguments))
+                    for _, parts in sorted(got.tool_calls.items()))
+        return with_tool_calls(completion, streamed, names=names, id_prefix="call", truncated_at=truncated_at)

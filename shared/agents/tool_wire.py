@@ -13,10 +13,10 @@ import copy
 import json
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from shared.agents.llm import Message, ToolSpec, wire_name
+from shared.agents.llm import Completion, Message, ProviderOutputInvalid, ToolCallRequest, ToolSpec, wire_name
 
 _ID_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -70,6 +70,39 @@ def parse_arguments(raw: str, *, tool: str) -> dict[str, Any]:
         raise ToolArgumentsInvalid(f"the arguments of the call of {tool} must be a JSON object, "
                                    f"not {type(value).__name__}")
     return value
+
+
+@dataclass(frozen=True)
+class StreamedCall:
+    """One tool call as a provider's stream assembled it: its id, its wire name, and its arguments
+    as the JSON text the model wrote (`start_arguments`: what the call's first event already held,
+    used when no text followed: Anthropic's `tool_use` start block)."""
+
+    id: str
+    wire_name: str
+    arguments_json: str
+    start_arguments: dict[str, Any] | None = None
+
+
+def with_tool_calls(completion: Completion, streamed: Iterable[StreamedCall], *, names: ToolNames, id_prefix: str,
+                    truncated_at: int | None) -> Completion:
+    """`completion` with the calls the model asked for (under the app's tool names, in stream order,
+    an id made up from `id_prefix` where the provider gave none). Arguments that are not a JSON
+    object are invalid output, billed like any other (ProviderOutputInvalid carries `completion`)."""
+    calls: list[ToolCallRequest] = []
+    try:
+        for position, call in enumerate(streamed, start=1):
+            name = names.app_name(call.wire_name)
+            arguments = (call.start_arguments if not call.arguments_json and call.start_arguments is not None
+                         else parse_arguments(call.arguments_json, tool=name))
+            calls.append(ToolCallRequest(id=call.id or f"{id_prefix}_{position}", name=name, arguments=arguments))
+    except ToolArgumentsInvalid as exc:
+        message = str(exc)
+        if truncated_at is not None:
+            message = (f"the answer was cut off at the {truncated_at}-token limit inside a tool call; "
+                       "call the tool again with shorter arguments")
+        raise ProviderOutputInvalid(message, completion=completion) from None
+    return replace(completion, tool_calls=tuple(calls))
 
 
 def is_tool_error(content: str) -> bool:

@@ -4,7 +4,6 @@ service is back the timer's sweep sends them all (devhost with a separately run 
 from __future__ import annotations
 
 import asyncio
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,6 +13,7 @@ import psycopg
 import pytest
 from azure.messaging.webpubsubclient.models import WebPubSubProtocolType
 
+from loadtests.processes import free_port, wait_listening
 from tests.e2e.conftest import register, start_app, stop_app
 from tests.realtime.helpers import merge_live_with_backfill
 from tests.realtime.test_devhost_realtime import finished, negotiate, new_team, start
@@ -27,9 +27,7 @@ class StandaloneEmulator:
     """`python -m devhost.pubsub` in a child process, stoppable and restartable on the same port."""
 
     def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = int(probe.getsockname()[1])
+        self.port = free_port()
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -40,16 +38,7 @@ class StandaloneEmulator:
         self.process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "devhost.pubsub", "--port", str(self.port), "--access-key", KEY, cwd=REPO,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL)
-        async with asyncio.timeout(15):
-            while True:
-                try:
-                    _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                except OSError:
-                    await asyncio.sleep(0.05)
-                    continue
-                writer.close()
-                await writer.wait_closed()
-                return
+        await wait_listening(self.port, 15)
 
     async def stop(self) -> None:
         if self.process is not None and self.process.returncode is None:
