@@ -49,14 +49,16 @@ def _walk(node: dict[str, Any], plan: Plan) -> None:
 
 
 class _ExplainingConnection:
-    """Wraps a connection: `execute` explains the statement first and records the plan."""
+    """Wraps a connection: each statement is explained first (its plan recorded), then run. Both paths
+    a repository takes: `conn.execute`, and `conn.cursor(row_factory=...)` (the typed rows of
+    shared/db/rows.py)."""
 
     def __init__(self, conn: Conn, sink: list[Plan], endpoint: str) -> None:
         self._conn = conn
         self._sink = sink
         self._endpoint = endpoint
 
-    async def execute(self, statement: Any, params: Any = None) -> Any:
+    async def explain(self, statement: Any, params: Any = None) -> None:
         text = statement if isinstance(statement, str) else statement.as_string(self._conn)
         cur = await self._conn.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + text, params)
         row = await cur.fetchone()
@@ -66,10 +68,39 @@ class _ExplainingConnection:
                     shared_read=document["Plan"].get("Shared Read Blocks", 0))
         _walk(document["Plan"], plan)
         self._sink.append(plan)
+
+    async def execute(self, statement: Any, params: Any = None) -> Any:
+        await self.explain(statement, params)
         return await self._conn.execute(statement, params)
+
+    def cursor(self, *args: Any, **kwargs: Any) -> _ExplainingCursor:
+        return _ExplainingCursor(self._conn.cursor(*args, **kwargs), self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._conn, name)
+
+
+class _ExplainingCursor:
+    """A cursor of `_ExplainingConnection`: `execute` explains the statement first."""
+
+    def __init__(self, cursor: Any, owner: _ExplainingConnection) -> None:
+        self._cursor = cursor
+        self._owner = owner
+
+    async def __aenter__(self) -> _ExplainingCursor:
+        await self._cursor.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc: object) -> Any:
+        return await self._cursor.__aexit__(*exc)
+
+    async def execute(self, statement: Any, params: Any = None) -> _ExplainingCursor:
+        await self._owner.explain(statement, params)
+        await self._cursor.execute(statement, params)
+        return self
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 class ExplainingDatabase(Database):

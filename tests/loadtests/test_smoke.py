@@ -13,6 +13,7 @@ from argon2 import PasswordHasher
 from loadtests import scenarios as sc
 from loadtests.accounts import PASSWORD, Population
 from loadtests.driver import drive
+from loadtests.explain import explain_all
 from loadtests.processes import devhost
 from loadtests.seed import seed
 from loadtests.seed_data import SeedPlan
@@ -82,3 +83,13 @@ async def test_scale_benchmark_spreads_one_wave_over_two_hosts_and_reports_effic
     assert one.efficiency == 1.0 and two.efficiency == two.rate / (2 * one.rate)
     assert one.host_cores > 0 and one.step_ms_loaded >= 0
     assert len(render([one, two])) == 4
+
+
+async def test_explain_records_the_plans_of_the_api_reads_through_typed_rows(seeded_url: str) -> None:
+    """`make bench`'s first phase: every read goes through the repositories' typed-row cursors,
+    which the explaining connection must see too (it saw only `conn.execute`, and recorded nothing)."""
+    plans = await explain_all(seeded_url)
+    endpoints = {p.endpoint for p in plans}
+    assert {"GET /api/teams/{id}/tasks", "GET /api/audit?limit=100", "GET /api/tasks/{id}/history"} <= endpoints
+    assert len(endpoints) >= 15, sorted(endpoints)
+    assert all(p.nodes and p.execution_ms >= 0 for p in plans)
