@@ -202,7 +202,11 @@ def _messages(url: str, team_ids: list[str]) -> dict[str, int]:
 
 
 async def gp_steady(figures: Figures, concurrent: int, rounds: int, alone: int, say: Callable[[str], None]) -> int:
-    """(b), then (a) and (c) on one devhost and one fresh database; the messages of a team alone."""
+    """(b) on one devhost and fresh database, then (a) and (c) on another pair; the messages of a team alone.
+
+    (a) and (c) get a devhost of their own: `pg_stat_database` takes a backend's counters when it
+    flushes them, so commits of the busy rounds of (b) would still be arriving inside (c)'s window
+    (a full run's three rounds added ~900 per team)."""
     with fresh_database("gp_peer", migrate=True) as url, tempfile.TemporaryDirectory(prefix="gp-peer-") as work:
         async with devhost(url, Path(work), env=GP_ENV) as host, Api.login(host.base_url) as api:
             await api.run(1)  # warm-up: imports, first queries, caches (LangGraph's side has one too)
@@ -212,6 +216,9 @@ async def gp_steady(figures: Figures, concurrent: int, rounds: int, alone: int, 
                 calls = sum(_llm_calls(url, [t["id"] for t in teams]).values())
                 figures.calls_per_s.append(calls / wall)
                 say(f"  Ghost Pirates, {concurrent} teams at once: {calls} LLM calls in {wall:.2f} s")
+    with fresh_database("gp_peer", migrate=True) as url, tempfile.TemporaryDirectory(prefix="gp-peer-") as work:
+        async with devhost(url, Path(work), env=GP_ENV) as host, Api.login(host.base_url) as api:
+            await api.run(1)  # the same warm-up
             await asyncio.sleep(STATS_FLUSH_SECONDS)
             idle_from = await xact_commit(url)
             await asyncio.sleep(IDLE_SECONDS)  # what the devhost commits with nothing to do (its polling)
